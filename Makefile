@@ -1,0 +1,45 @@
+# Conveyor: `make run` runs the pipeline, `make test` runs the test suite. Both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_PIN = $(shell grep -m1 '^uv==' requirements.txt)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install run data test lint unit integration serve bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(UV_PIN)"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e .
+	touch $@
+
+data: install
+	conveyor data fetch
+	dvc status data.dvc
+
+run: data
+	dvc repro; status=$$?; [ -f reports/gate.md ] && cat reports/gate.md; exit $$status
+
+lint: install
+	ruff check src tests scripts bench
+	ruff format --check src tests scripts bench
+
+unit: install
+	pytest tests/unit
+
+integration: install
+	pytest tests/integration
+
+test: lint
+	pytest
+
+serve: install
+	conveyor serve
+
+clean:
+	rm -rf reports artifacts models mlruns.db mlartifacts .dvc/tmp

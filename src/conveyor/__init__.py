@@ -1,0 +1,1 @@
+"""Conveyor: GitOps CI/CD/CT for a tabular model."""

@@ -1,0 +1,174 @@
+"""params.yaml -> typed settings. The only module that reads params.yaml."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from conveyor.errors import ConveyorError
+
+PARAMS_ENV = "CONVEYOR_PARAMS"
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericFeature(_Strict):
+    type: Literal["int", "float"]
+    min: float
+    max: float
+    max_null_fraction: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NumericFeature:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class CategoryFeature(_Strict):
+    type: Literal["category"]
+    values: list[str] = Field(min_length=1)
+    max_null_fraction: float = Field(0.0, ge=0, le=1)
+
+
+Feature = Annotated[NumericFeature | CategoryFeature, Field(discriminator="type")]
+
+
+class DataSettings(_Strict):
+    path: Path
+    incoming_path: Path
+    batches_dir: Path
+    ingest_rows: int = Field(gt=0)
+    target: str
+    positive_label: str
+    features: dict[str, Feature] = Field(min_length=1)
+    sensitive_features: list[str]
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> DataSettings:
+        for name in self.sensitive_features:
+            if name not in self.features:
+                raise ValueError(f"sensitive feature {name!r} is not one of the features")
+        if self.target in self.features:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        return self
+
+    @property
+    def numeric(self) -> list[str]:
+        return [n for n, f in self.features.items() if f.type != "category"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [n for n, f in self.features.items() if f.type == "category"]
+
+
+class SplitSettings(_Strict):
+    test_size: float = Field(gt=0, lt=1)
+    seed: int
+
+
+class ModelSettings(_Strict):
+    name: str
+    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    params: dict[str, Any] = {}
+    decision_threshold: float = Field(gt=0, lt=1)
+
+
+class RateBounds(_Strict):
+    min: float = Field(ge=0, le=1)
+    max: float = Field(ge=0, le=1)
+
+
+class QualityGate(_Strict):
+    min_rows: int = Field(ge=0)
+    max_rows: int = Field(gt=0)
+    label_rate: RateBounds
+    max_duplicate_fraction: float = Field(ge=0, le=1)
+
+
+class DriftGate(_Strict):
+    max_drifted_share: float = Field(ge=0, le=1)
+    policy: Literal["block", "warn"]
+
+
+class EvaluateGate(_Strict):
+    min_roc_auc: float = Field(ge=0, le=1)
+    min_pr_auc: float = Field(ge=0, le=1)
+    min_f1: float = Field(ge=0, le=1)
+    max_brier: float = Field(ge=0, le=1)
+    champion_tolerance: float = Field(ge=0, le=1)
+
+
+class FairnessGate(_Strict):
+    max_equalized_odds_difference: float = Field(ge=0, le=1)
+    min_demographic_parity_ratio: float = Field(ge=0, le=1)
+    min_group_size: int = Field(ge=1)
+
+
+class LatencyGate(_Strict):
+    max_single_p99_ms: float = Field(gt=0)
+    min_batch_rows_per_s: float = Field(gt=0)
+    max_load_seconds: float = Field(gt=0)
+
+
+class Gates(_Strict):
+    quality: QualityGate
+    drift: DriftGate
+    evaluate: EvaluateGate
+    fairness: FairnessGate
+    latency: LatencyGate
+
+
+class ServeSettings(_Strict):
+    port: int = Field(gt=0, lt=65536)
+    max_batch_records: int = Field(gt=0)
+    max_body_bytes: int = Field(gt=0)
+    unknown_category: Literal["reject", "map_to_unknown"]
+
+
+class Settings(_Strict):
+    data: DataSettings
+    split: SplitSettings
+    model: ModelSettings
+    gates: Gates
+    serve: ServeSettings
+
+
+def _describe(error: dict[str, Any], source: Path) -> str:
+    """One sentence naming the field, the value and what was expected."""
+    where = ".".join(
+        str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union"))
+    )
+    value = error.get("input")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key {where!r}; remove it or check its spelling."
+    if kind == "missing":
+        return f"{source}: required field {where!r} is missing."
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    return f"{source}: {where or 'the file'} = {shown} is invalid: {error['msg'].lower()}."
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read and validate params.yaml (or $CONVEYOR_PARAMS); raise ConveyorError with one sentence."""
+    source = Path(path or os.environ.get(PARAMS_ENV) or DEFAULT_PARAMS)
+    try:
+        raw = yaml.safe_load(source.read_text())
+    except FileNotFoundError:
+        raise ConveyorError(f"{source}: the configuration file does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise ConveyorError(f"{source}: not valid YAML ({exc.__class__.__name__}).") from None
+    if not isinstance(raw, dict):
+        raise ConveyorError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}.")
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a "missing"
+        raise ConveyorError(_describe(first, source)) from None

@@ -1,0 +1,1 @@
+"""GitOps delivery: environments change only by git commits to k8s/overlays."""

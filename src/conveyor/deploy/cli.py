@@ -1,0 +1,13 @@
+"""`conveyor deploy ...` arguments (kept light: imported whenever the CLI starts)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_subparsers(dest="action", required=True, metavar="<action>")
+
+
+def main(args: argparse.Namespace) -> int:
+    raise NotImplementedError(args.action)

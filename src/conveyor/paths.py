@@ -1,0 +1,11 @@
+"""Where the pipeline writes. Relative to the working directory, as dvc.yaml declares them."""
+
+from pathlib import Path
+
+REPORTS = Path("reports")
+ARTIFACTS = Path("artifacts")
+MODELS = Path("models")
+
+TRAINED_MODEL = ARTIFACTS / "model"
+TRAIN_INFO = ARTIFACTS / "train.json"
+EXPORTED_METADATA = MODELS / "metadata.json"
