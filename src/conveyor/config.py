@@ -93,9 +93,19 @@ class QualityGate(_Strict):
     max_duplicate_fraction: float = Field(ge=0, le=1)
 
 
+class DriftColumnTest(_Strict):
+    """An Evidently stat test by its registered name (e.g. wasserstein, ks, psi) and its per-column threshold.
+    null defers to Evidently: a test chosen by sample size, that test's default threshold."""
+
+    test: str | None = None
+    threshold: float | None = Field(None, gt=0)
+
+
 class DriftGate(_Strict):
     max_drifted_share: float = Field(ge=0, le=1)
     policy: Literal["block", "warn"]
+    numeric: DriftColumnTest = DriftColumnTest()
+    categorical: DriftColumnTest = DriftColumnTest()
 
 
 class EvaluateGate(_Strict):

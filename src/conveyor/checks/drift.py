@@ -1,0 +1,152 @@
+"""Data drift (Evidently DataDriftPreset): the current window against the training reference, per column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from evidently import ColumnType, DataDefinition, Dataset, Report
+from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+from evidently.presets import DataDriftPreset
+
+from conveyor.checks.result import CheckResult
+from conveyor.config import DriftColumnTest, Settings
+from conveyor.data import windows
+from conveyor.errors import ConveyorError
+from conveyor.paths import REPORTS
+
+CHECK = "drift"
+SHOWN_COLUMNS = 5  # drifted columns named in the failure sentence; the metrics list every column
+VALUE_DRIFT = "evidently:metric_v2:ValueDrift"
+DRIFTED_COUNT = "evidently:metric_v2:DriftedColumnsCount"
+
+
+def run(settings: Settings) -> CheckResult:
+    """Compare the windows, write reports/drift.html and reports/drift.json, gate on the drifted share."""
+    reference, current, window = windows(settings)
+    features = list(settings.data.features)
+    _check_window(reference, "reference", features)
+    _check_window(current, f"current ({window})", features)
+    gate = settings.gates.drift
+    kinds = {name: ("categorical" if name in settings.data.categorical else "numeric") for name in features}
+    tests = {
+        "numeric": _stat_test(gate.numeric, ColumnType.Numerical, "numeric"),
+        "categorical": _stat_test(gate.categorical, ColumnType.Categorical, "categorical"),
+    }
+    preset = DataDriftPreset(
+        columns=features,
+        drift_share=gate.max_drifted_share,
+        num_method=tests["numeric"],
+        num_threshold=gate.numeric.threshold,
+        cat_method=tests["categorical"],
+        cat_threshold=gate.categorical.threshold,
+    )
+    definition = DataDefinition(
+        numerical_columns=settings.data.numeric, categorical_columns=settings.data.categorical
+    )
+    snapshot = Report([preset], include_tests=True).run(
+        Dataset.from_pandas(current[features], data_definition=definition),
+        Dataset.from_pandas(reference[features], data_definition=definition),
+    )
+    html = REPORTS / f"{CHECK}.html"
+    html.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(html))
+
+    count, share, columns = _read(snapshot.dict(), kinds, tests)
+    drifted = [name for name in features if columns[name]["drifted"]]
+    breaches = [_sentence(share, gate.max_drifted_share, drifted)] if share > gate.max_drifted_share else []
+    blocking = gate.policy == "block"
+    result = CheckResult(
+        check=CHECK,
+        passed=not (breaches and blocking),
+        metrics={
+            "window": window,
+            "reference_rows": len(reference),
+            "current_rows": len(current),
+            "drifted_share": share,
+            "drifted_count": count,
+            "columns_tested": len(features),
+            "columns": columns,
+        },
+        thresholds=gate.model_dump(),
+        failures=breaches if blocking else [],
+        warnings=[] if blocking else breaches,
+        artifacts=[str(html)],
+    )
+    result.write()
+    return result
+
+
+def _check_window(frame: pd.DataFrame, what: str, features: list[str]) -> None:
+    """Refuse windows Evidently cannot compare, with one sentence instead of its traceback."""
+    if frame.empty:
+        raise ConveyorError(f"the {what} window has no rows; expected at least one row to measure drift on.")
+    for name in features:
+        if name not in frame.columns:
+            raise ConveyorError(f"the {what} window lacks column {name!r}, a feature in params.yaml.")
+        if frame[name].isna().all():
+            raise ConveyorError(
+                f"column {name!r} is empty in the {what} window; expected some values to measure drift on."
+            )
+
+
+def _stat_test(spec: DriftColumnTest, kind: ColumnType, field: str) -> str | None:
+    """The configured test's name, checked against Evidently's registry (None: Evidently chooses)."""
+    if spec.test is None:
+        return None
+    try:
+        get_registered_stattest(spec.test, kind)
+    except ValueError:
+        raise ConveyorError(
+            f"params.yaml: gates.drift.{field}.test = {spec.test!r} is not an Evidently stat test for "
+            f"{field} columns; expected a registered name such as wasserstein, ks, psi or jensenshannon."
+        ) from None
+    return spec.test
+
+
+def _read(
+    snapshot: dict[str, Any], kinds: dict[str, str], tests: dict[str, str | None]
+) -> tuple[int, float, dict[str, dict[str, Any]]]:
+    """(drifted count, drifted share, per-column results) from a snapshot's dict."""
+    drifted = {
+        t["metric_config"]["metric_id"]: t["status"] == "FAIL"
+        for t in snapshot["tests"]
+        if t["metric_config"]["params"]["type"] == VALUE_DRIFT
+    }
+    columns: dict[str, dict[str, Any]] = {}
+    count, share = 0, 0.0
+    for metric in snapshot["metrics"]:
+        config = metric["config"]
+        if config["type"] == DRIFTED_COUNT:
+            count, share = int(metric["value"]["count"]), float(metric["value"]["share"])
+        elif config["type"] == VALUE_DRIFT:
+            name = config["column"]
+            columns[name] = {
+                "type": kinds[name],
+                "test": _display_name(tests[kinds[name]], kinds[name]) or config["method"],
+                "score": float(metric["value"]),
+                "threshold": float(config["threshold"]),
+                "drifted": drifted[metric["id"]],
+            }
+    return count, share, columns
+
+
+def _display_name(test: str | None, kind: str) -> str | None:
+    column_type = ColumnType.Categorical if kind == "categorical" else ColumnType.Numerical
+    return get_registered_stattest(test, column_type).display_name if test else None
+
+
+def _sentence(share: float, limit: float, drifted: list[str]) -> str:
+    """`drifted columns share = 0.46 > 0.30 (age, hours_per_week, ...)`."""
+    shown = ", ".join(drifted[:SHOWN_COLUMNS]) + (", ..." if len(drifted) > SHOWN_COLUMNS else "")
+    value, bound = _distinct(share, limit)
+    return f"drifted columns share = {value} > {bound} ({shown})"
+
+
+def _distinct(value: float, limit: float) -> tuple[str, str]:
+    """Two decimals, or as many more as it takes for the two printed numbers to differ."""
+    for digits in range(2, 7):
+        shown = f"{value:.{digits}f}", f"{limit:.{digits}f}"
+        if shown[0] != shown[1]:
+            break
+    return shown
