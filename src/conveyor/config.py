@@ -79,6 +79,7 @@ class ModelSettings(_Strict):
     estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
     params: dict[str, Any] = {}
     decision_threshold: float = Field(gt=0, lt=1)
+    trusted_types: list[str] = []
 
 
 class RateBounds(_Strict):
@@ -143,19 +144,37 @@ class ServeSettings(_Strict):
     unknown_category: Literal["reject", "map_to_unknown"]
 
 
+class CanarySlo(_Strict):
+    max_error_ratio: float = Field(ge=0, le=1)
+    max_p95_latency_ms: float = Field(gt=0)
+    max_score_shift: float = Field(ge=0, le=1)
+
+
+class SmokeSettings(_Strict):
+    requests: int = Field(gt=0)
+    max_p95_latency_ms: float = Field(gt=0)
+
+
+class DeploySettings(_Strict):
+    environments: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]] = Field(min_length=1)
+    push_attempts: int = Field(ge=1, le=20)
+    mlflow_ui: str = Field(pattern=r"^https?://\S+$")
+    canary: CanarySlo
+    smoke: SmokeSettings
+
+
 class Settings(_Strict):
     data: DataSettings
     split: SplitSettings
     model: ModelSettings
     gates: Gates
     serve: ServeSettings
+    deploy: DeploySettings
 
 
 def _describe(error: dict[str, Any], source: Path) -> str:
     """One sentence naming the field, the value and what was expected."""
-    where = ".".join(
-        str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union"))
-    )
+    where = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union")))
     value = error.get("input")
     kind = error["type"]
     if kind == "extra_forbidden":

@@ -14,21 +14,14 @@ from conveyor.errors import ConveyorError
 BATCH_PATTERN = re.compile(r"^batch-(\d{4})\.csv$")
 
 
-def _dtypes(settings: Settings) -> dict[str, str]:
-    types = {
-        name: ("float64" if f.type != "category" else "string") for name, f in settings.data.features.items()
-    }
-    types[settings.data.target] = "string"
-    return types
-
-
 def read_csv(path: Path, settings: Settings) -> pd.DataFrame:
-    """Read a CSV with the configured columns; numbers as float (nullable), categories as strings."""
+    """Read a CSV: numeric features as float64 (NaN when missing or unparsable, which the quality check
+    reports), everything else as str objects with NaN for empty fields."""
     if not path.exists():
         raise ConveyorError(f"{path}: the data file does not exist; run `conveyor data fetch` first.")
-    frame = pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
-    for name, dtype in _dtypes(settings).items():
-        if name in frame.columns and dtype == "float64":
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    for name in settings.data.numeric:
+        if name in frame.columns:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     return frame
 
@@ -90,9 +83,7 @@ def ingest(settings: Settings) -> Path:
     found = batches(settings)
     offset = sum(len(pd.read_csv(p, dtype="string")) for p in found)
     if not settings.data.incoming_path.exists():
-        raise ConveyorError(
-            f"{settings.data.incoming_path}: the incoming pool does not exist; run the fetch first."
-        )
+        raise ConveyorError(f"{settings.data.incoming_path}: the incoming pool does not exist; run the fetch first.")
     raw = pd.read_csv(settings.data.incoming_path, dtype="string", keep_default_na=False)
     if offset >= len(raw):
         raise ConveyorError(

@@ -1,0 +1,82 @@
+"""gate: read every CheckResult, write reports/gate.json and gate.md; on pass, register and export.
+
+A model becomes a `candidate` in the registry, and models/ exists for the image build, only after every check
+passed. On failure nothing is registered and any earlier export is removed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from conveyor import export, registry, train
+from conveyor.checks.result import CheckResult
+from conveyor.config import Settings
+from conveyor.paths import REPORTS
+
+CHECKS = ("quality", "drift", "evaluate", "fairness", "latency")
+SHOWN_METRICS = 4
+
+
+def collect(reports: Path = REPORTS) -> list[CheckResult]:
+    """Every expected check's result; a missing one counts as failed."""
+    results = []
+    for check in CHECKS:
+        path = reports / f"{check}.json"
+        if path.exists():
+            results.append(CheckResult.read(path))
+        else:
+            results.append(CheckResult.from_failures(check, [f"{check} did not run: {path} is missing"]))
+    return results
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def markdown(results: list[CheckResult], passed: bool, version: str | None) -> str:
+    """A table fit for a PR comment and $GITHUB_STEP_SUMMARY."""
+    verdict = f"passed: registered as version {version} (`candidate`)" if passed else "FAILED: nothing registered"
+    lines = [f"### Conveyor gate {verdict}", "", "| check | result | details |", "|---|---|---|"]
+    for result in results:
+        mark = "✅ pass" if result.passed else "❌ fail"
+        shown = list(_numbers(result.metrics).items())[:SHOWN_METRICS]
+        details = result.failures + result.warnings or [f"{k} = {v:.4g}" for k, v in shown]
+        lines.append(f"| {result.check} | {mark} | {'<br>'.join(d.replace('|', '/') for d in details)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _log_to_run(run_id: str, results: list[CheckResult], passed: bool) -> None:
+    registry.configure()
+    with mlflow.start_run(run_id=run_id):
+        for result in results:
+            mlflow.log_metrics({f"{result.check}.{k}": v for k, v in _numbers(result.metrics).items()})
+        mlflow.set_tag("gate", "passed" if passed else "failed")
+        mlflow.log_artifacts(str(REPORTS), "reports")
+
+
+def run(settings: Settings) -> bool:
+    results = collect()
+    passed = all(r.passed for r in results)
+    info = train.read_info()
+    export.clear()
+    _log_to_run(info["run_id"], results, passed)
+    version = None
+    if passed:
+        version = registry.register(settings, info["run_id"], registry.CANDIDATE).version
+        evaluation = next(r for r in results if r.check == "evaluate")
+        export.export(settings, version, info, _numbers(evaluation.metrics))
+    summary = {
+        "passed": passed,
+        "model_version": version,
+        "run_id": info["run_id"],
+        "failures": [f"{r.check}: {f}" for r in results for f in r.failures],
+        "checks": {r.check: r.passed for r in results},
+    }
+    (REPORTS / "gate.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    table = markdown(results, passed, version)
+    (REPORTS / "gate.md").write_text(table)
+    print(table)
+    return passed

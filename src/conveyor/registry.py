@@ -1,0 +1,69 @@
+"""MLflow: tracking and the model registry with aliases (candidate, staging, champion), never stages.
+
+Embedded default: sqlite:///mlruns.db with artifacts in ./mlartifacts. MLFLOW_TRACKING_URI switches to a server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from conveyor.config import Settings
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+ARTIFACT_ROOT = Path("mlartifacts")
+EXPERIMENT = "conveyor"
+MODEL_ARTIFACT = "model"
+CANDIDATE, STAGING, CHAMPION = "candidate", "staging", "champion"
+
+
+def configure() -> str:
+    """Point MLflow at $MLFLOW_TRACKING_URI or the embedded sqlite file; select the experiment."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        location = ARTIFACT_ROOT.resolve().as_uri() if uri.startswith("sqlite:") else None
+        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(EXPERIMENT)
+    return uri
+
+
+def register(settings: Settings, run_id: str, alias: str = CANDIDATE) -> ModelVersion:
+    """Register the run's model and point `alias` at the new version."""
+    configure()
+    version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", settings.model.name)
+    MlflowClient().set_registered_model_alias(settings.model.name, alias, version.version)
+    return version
+
+
+def set_alias(settings: Settings, alias: str, version: str | int) -> None:
+    configure()
+    MlflowClient().set_registered_model_alias(settings.model.name, alias, str(version))
+
+
+def by_alias(settings: Settings, alias: str) -> ModelVersion | None:
+    """The version an alias points at, or None when the model or the alias does not exist."""
+    configure()
+    try:
+        return MlflowClient().get_model_version_by_alias(settings.model.name, alias)
+    except MlflowException:
+        return None
+
+
+def download(settings: Settings, alias: str, destination: Path) -> Path | None:
+    """Fetch the model folder an alias points at; None when there is no such alias."""
+    version = by_alias(settings, alias)
+    if version is None:
+        return None
+    destination.mkdir(parents=True, exist_ok=True)
+    uri = f"models:/{settings.model.name}@{alias}"
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(destination)))
+
+
+def versions(settings: Settings) -> list[ModelVersion]:
+    configure()
+    return list(MlflowClient().search_model_versions(f"name = '{settings.model.name}'"))

