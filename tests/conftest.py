@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,7 @@ class Project:
     """A Conveyor working directory: its own params.yaml, data/, MLflow sqlite file and reports."""
 
     root: Path
+    tracking_uri: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -44,9 +48,10 @@ class Project:
     @property
     def env(self) -> dict[str, str]:
         return os.environ | {
-            "MLFLOW_TRACKING_URI": f"sqlite:///{self.root / 'mlruns.db'}",
+            "MLFLOW_TRACKING_URI": self.tracking_uri or f"sqlite:///{self.root / 'mlruns.db'}",
             "CONVEYOR_PARAMS": str(self.root / "params.yaml"),
             "GIT_CONFIG_GLOBAL": str(self.root / ".gitconfig-test"),
+            "PYTHONPATH": str(ROOT),  # tests.support models must import in the subprocess
         }
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -79,16 +84,60 @@ def fetched_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_project(tmp_path: Path, fetched_data: Path) -> Iterator[Callable[..., Project]]:
     """Build a project: the repo's params.yaml and dvc.yaml with `overrides` merged in, the real data, a git repo."""
 
-    def build(overrides: dict[str, Any] | None = None, name: str = "project") -> Project:
+    def build(
+        overrides: dict[str, Any] | None = None, name: str = "project", tracking_uri: str | None = None
+    ) -> Project:
         root = tmp_path / name
         root.mkdir()
         for item in ("params.yaml", "dvc.yaml", "data.dvc", ".dvcignore"):
             shutil.copy(ROOT / item, root / item)
         shutil.copytree(fetched_data, root / "data")
-        project = Project(root)
+        project = Project(root, tracking_uri)
         (root / ".gitconfig-test").write_text("[user]\n\tname = Conveyor Tests\n\temail = tests@conveyor.invalid\n")
         if overrides:
             project.write_params(overrides)
         return project
 
     yield build
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 90.0) -> None:
+    """Poll `url` until it answers 200, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` (sqlite backend, local artifact store) on loopback; yields its URI."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")), "server",
+            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination", str(folder / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=(folder / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

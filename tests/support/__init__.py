@@ -1,0 +1,1 @@
+"""Deliberately bad models for the gate's failing cases."""
