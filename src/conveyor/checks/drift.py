@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 from evidently import ColumnType, DataDefinition, Dataset, Report
+from evidently.core.report import Snapshot
 from evidently.legacy.calculations.stattests.registry import get_registered_stattest
 from evidently.presets import DataDriftPreset
 
@@ -28,31 +29,16 @@ def run(settings: Settings) -> CheckResult:
     _check_window(reference, "reference", features)
     _check_window(current, f"current ({window})", features)
     gate = settings.gates.drift
-    kinds = {name: ("categorical" if name in settings.data.categorical else "numeric") for name in features}
     tests = {
         "numeric": _stat_test(gate.numeric, ColumnType.Numerical, "numeric"),
         "categorical": _stat_test(gate.categorical, ColumnType.Categorical, "categorical"),
     }
-    preset = DataDriftPreset(
-        columns=features,
-        drift_share=gate.max_drifted_share,
-        num_method=tests["numeric"],
-        num_threshold=gate.numeric.threshold,
-        cat_method=tests["categorical"],
-        cat_threshold=gate.categorical.threshold,
-    )
-    definition = DataDefinition(
-        numerical_columns=settings.data.numeric, categorical_columns=settings.data.categorical
-    )
-    snapshot = Report([preset], include_tests=True).run(
-        Dataset.from_pandas(current[features], data_definition=definition),
-        Dataset.from_pandas(reference[features], data_definition=definition),
-    )
+    snapshot = _compare(settings, reference, current, tests)
     html = REPORTS / f"{CHECK}.html"
     html.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html))
 
-    count, share, columns = _read(snapshot.dict(), kinds, tests)
+    count, share, columns = _read(snapshot.dict(), settings, tests)
     drifted = [name for name in features if columns[name]["drifted"]]
     breaches = [_sentence(share, gate.max_drifted_share, drifted)] if share > gate.max_drifted_share else []
     blocking = gate.policy == "block"
@@ -68,7 +54,11 @@ def run(settings: Settings) -> CheckResult:
             "columns_tested": len(features),
             "columns": columns,
         },
-        thresholds=gate.model_dump(),
+        thresholds={
+            "max_drifted_share": gate.max_drifted_share,
+            "policy": gate.policy,
+            **{f"{kind}_{key}": value for kind in tests for key, value in getattr(gate, kind)},
+        },
         failures=breaches if blocking else [],
         warnings=[] if blocking else breaches,
         artifacts=[str(html)],
@@ -90,6 +80,27 @@ def _check_window(frame: pd.DataFrame, what: str, features: list[str]) -> None:
             )
 
 
+def _compare(
+    settings: Settings, reference: pd.DataFrame, current: pd.DataFrame, tests: dict[str, str | None]
+) -> Snapshot:
+    """Evidently's DataDriftPreset over the configured features, typed from params.yaml."""
+    gate = settings.gates.drift
+    features = list(settings.data.features)
+    preset = DataDriftPreset(
+        columns=features,
+        drift_share=gate.max_drifted_share,
+        num_method=tests["numeric"],
+        num_threshold=gate.numeric.threshold,
+        cat_method=tests["categorical"],
+        cat_threshold=gate.categorical.threshold,
+    )
+    definition = DataDefinition(numerical_columns=settings.data.numeric, categorical_columns=settings.data.categorical)
+    return Report([preset], include_tests=True).run(
+        Dataset.from_pandas(current[features], data_definition=definition),
+        Dataset.from_pandas(reference[features], data_definition=definition),
+    )
+
+
 def _stat_test(spec: DriftColumnTest, kind: ColumnType, field: str) -> str | None:
     """The configured test's name, checked against Evidently's registry (None: Evidently chooses)."""
     if spec.test is None:
@@ -105,9 +116,12 @@ def _stat_test(spec: DriftColumnTest, kind: ColumnType, field: str) -> str | Non
 
 
 def _read(
-    snapshot: dict[str, Any], kinds: dict[str, str], tests: dict[str, str | None]
+    snapshot: dict[str, Any], settings: Settings, tests: dict[str, str | None]
 ) -> tuple[int, float, dict[str, dict[str, Any]]]:
     """(drifted count, drifted share, per-column results) from a snapshot's dict."""
+    kinds = {
+        name: ("categorical" if name in settings.data.categorical else "numeric") for name in settings.data.features
+    }
     drifted = {
         t["metric_config"]["metric_id"]: t["status"] == "FAIL"
         for t in snapshot["tests"]
