@@ -92,6 +92,7 @@ def make_project(tmp_path: Path, fetched_data: Path) -> Iterator[Callable[..., P
         for item in ("params.yaml", "dvc.yaml", "data.dvc", ".dvcignore"):
             shutil.copy(ROOT / item, root / item)
         shutil.copytree(fetched_data, root / "data")
+        shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
         project = Project(root, tracking_uri)
         (root / ".gitconfig-test").write_text("[user]\n\tname = Conveyor Tests\n\temail = tests@conveyor.invalid\n")
         if overrides:

@@ -26,6 +26,7 @@ def _project(parent: Path) -> Path:
     for item in ("params.yaml", "dvc.yaml", ".dvcignore"):
         shutil.copy(ROOT / item, root / item)
     shutil.copytree(ROOT / "data", root / "data")
+    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "add", "-q", "data"]):
         subprocess.run(cmd, cwd=root, check=True)
     return root
