@@ -45,9 +45,7 @@ def synthetic(settings: Settings, rows: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def inject(
-    frame: pd.DataFrame, settings: Settings, numeric: list[str], categorical: list[str]
-) -> pd.DataFrame:
+def inject(frame: pd.DataFrame, settings: Settings, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
     """Shift numeric columns by one standard deviation; relabel each category as the next configured one."""
     shifted = frame.copy()
     for name in numeric:
@@ -58,9 +56,7 @@ def inject(
     return shifted
 
 
-def workspace(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: dict[str, Any], **drift_gate: Any
-) -> Settings:
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: dict[str, Any], **drift_gate: Any) -> Settings:
     """A params file in tmp_path whose relative data paths resolve there (the test chdirs into it)."""
     params = yaml.safe_load(yaml.safe_dump(raw))
     params["gates"]["drift"].update(drift_gate)
@@ -136,9 +132,7 @@ def test_injected_drift_fails_with_one_sentence(tmp_path, monkeypatch, raw_param
     assert CheckResult.read(tmp_path / "reports" / "drift.json").failures == result.failures
 
 
-def test_warn_policy_passes_and_reports_the_breach_as_a_warning(
-    tmp_path, monkeypatch, raw_params, halves, injected
-):
+def test_warn_policy_passes_and_reports_the_breach_as_a_warning(tmp_path, monkeypatch, raw_params, halves, injected):
     settings = workspace(tmp_path, monkeypatch, raw_params, policy="warn")
     reference, current = halves
     write_windows(settings, reference, inject(current, settings, *injected))
