@@ -1,0 +1,356 @@
+"""`conveyor validate`: a Great Expectations suite built from params.yaml, run on the training data.
+
+Every expectation comes from the settings: the configured feature columns and the target, their types,
+ranges, categories and null allowances, and the `gates.quality` thresholds. GX runs in an ephemeral
+context (no project directory, no analytics); the result becomes a CheckResult whose failures are one
+sentence each, and GX's Data Docs are written under reports/quality/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ["GX_ANALYTICS_ENABLED"] = "False"  # read by GX when it is imported; the context config says so too
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pandas as pd
+from great_expectations.checkpoint import UpdateDataDocsAction
+from great_expectations.core import ExpectationValidationResult
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+
+from conveyor.checks.result import CheckResult
+from conveyor.config import Settings
+from conveyor.data import load_training
+from conveyor.paths import REPORTS
+
+CHECK = "quality"
+DOCS_DIR = REPORTS / CHECK
+SITE = "quality"
+# Pandas dtypes (and, in object columns, Python value types) that count as numbers.
+NUMERIC_TYPES = [
+    "int", "float", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32",
+    "UInt64", "Float32", "Float64",
+]  # fmt: skip
+EXAMPLES = 3  # unexpected values quoted in a failure sentence
+
+# The rule each expectation checks, kept in its meta so a result can be turned back into a sentence.
+EXISTS, TYPE, RANGE, CATEGORIES, NULLS = "exists", "type", "range", "categories", "nulls"
+ROWS, DUPLICATES, LABEL_MIN, LABEL_MAX, POSITIVE_SEEN, BINARY = (
+    "rows", "duplicates", "label_rate_min", "label_rate_max", "positive_label_seen", "binary_target",
+)  # fmt: skip
+
+
+def _tag(expectation: gxe.Expectation, rule: str) -> gxe.Expectation:
+    expectation.meta = {"conveyor_rule": rule}
+    return expectation
+
+
+def build_suite(settings: Settings, columns: list[str]) -> gx.ExpectationSuite:
+    """The suite for `settings`; `columns` (the frame's) only sets which fields make a record a duplicate."""
+    data, gate = settings.data, settings.gates.quality
+    target, positive = data.target, data.positive_label
+    expectations = [
+        _tag(gxe.ExpectTableRowCountToBeBetween(min_value=gate.min_rows, max_value=gate.max_rows), ROWS),
+        _tag(
+            gxe.ExpectCompoundColumnsToBeUnique(
+                column_list=columns,
+                mostly=1 - gate.max_duplicate_fraction,
+                description=f"At most {_pct(gate.max_duplicate_fraction)} of rows have an exact twin",
+            ),
+            DUPLICATES,
+        ),
+    ]
+    for name, feature in data.features.items():
+        expectations.append(_tag(gxe.ExpectColumnToExist(column=name), EXISTS))
+        if feature.type == "category":
+            expectations.append(
+                _tag(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=feature.values), CATEGORIES)
+            )
+        else:
+            expectations += [
+                _tag(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=NUMERIC_TYPES), TYPE),
+                _tag(
+                    gxe.ExpectColumnValuesToBeBetween(column=name, min_value=feature.min, max_value=feature.max),
+                    RANGE,
+                ),
+            ]
+        expectations.append(
+            _tag(gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=1 - feature.max_null_fraction), NULLS)
+        )
+    expectations += [
+        _tag(gxe.ExpectColumnToExist(column=target), EXISTS),
+        _tag(gxe.ExpectColumnValuesToNotBeNull(column=target), NULLS),
+        _tag(gxe.ExpectColumnDistinctValuesToContainSet(column=target, value_set=[positive]), POSITIVE_SEEN),
+        _tag(
+            gxe.ExpectColumnUniqueValueCountToBeBetween(
+                column=target,
+                min_value=2,
+                max_value=2,
+                description=f"{target} is binary: the positive label {positive!r} and one other value",
+            ),
+            BINARY,
+        ),
+        _tag(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=target,
+                value_set=[positive],
+                mostly=gate.label_rate.min,
+                description=f"At least {_pct(gate.label_rate.min)} of {target} values are {positive!r}",
+            ),
+            LABEL_MIN,
+        ),
+        _tag(
+            gxe.ExpectColumnValuesToNotBeInSet(
+                column=target,
+                value_set=[positive],
+                mostly=1 - gate.label_rate.max,
+                description=f"At most {_pct(gate.label_rate.max)} of {target} values are {positive!r}",
+            ),
+            LABEL_MAX,
+        ),
+    ]
+    return gx.ExpectationSuite(name=CHECK, expectations=expectations)
+
+
+def _context(docs_dir: Path) -> Any:
+    """An in-memory GX context whose only Data Docs site is `docs_dir`."""
+    site = {
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False},
+    }
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        data_docs_sites={SITE: site},
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite, docs_dir: Path) -> tuple[Any, list[str]]:
+    """Validate `frame` against `suite` and write Data Docs; (validation result, HTML pages written)."""
+    if docs_dir.exists():
+        shutil.rmtree(docs_dir)  # one run's pages only: the folder is this check's output
+    context = _context(docs_dir)
+    batch = context.data_sources.add_pandas(CHECK).add_dataframe_asset("data")
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(
+            name="training",
+            data=batch.add_batch_definition_whole_dataframe("whole"),
+            suite=context.suites.add(suite),
+        )
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=CHECK,
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE])],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES},
+        )
+    )
+    outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+    (identifier, validation), *_ = outcome.run_results.items()
+    pages = [docs_dir / "index.html"]
+    for url in context.get_docs_sites_urls(resource_identifier=identifier, site_name=SITE):
+        pages.append(Path(url["site_url"].removeprefix("file://")))
+    return validation, [_relative(p) for p in pages if p.exists()]
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _pct(fraction: float) -> str:
+    """0.082 -> '8.2%', 0.0011 -> '0.11%', 0 -> '0%'."""
+    percent = fraction * 100
+    if percent == 0:
+        return "0%"
+    return f"{percent:.1f}%" if percent >= 1 else f"{percent:.2g}%"
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
+def _examples(result: dict[str, Any]) -> str:
+    counts = result.get("partial_unexpected_counts") or [
+        {"value": v} for v in result.get("partial_unexpected_list") or []
+    ]
+    shown = ", ".join(_num(c["value"]) for c in counts[:EXAMPLES])
+    return f", e.g. {shown}" if shown else ""
+
+
+def _unexpected(result: dict[str, Any]) -> str:
+    """'37 values (0.11%)' out of the non-null values GX looked at."""
+    count = result["unexpected_count"]
+    fraction = result.get("unexpected_percent", 0.0) / 100
+    return f"{count} value{'s' if count != 1 else ''} ({_pct(fraction)})"
+
+
+def _rate(result: dict[str, Any]) -> float:
+    """Share of non-null values that met a set expectation."""
+    return 1 - result.get("unexpected_percent", 0.0) / 100
+
+
+def _sentence(rule: str, kwargs: dict[str, Any], result: dict[str, Any], settings: Settings, labels: list[str]) -> str:
+    """One failure sentence for one broken expectation: what was observed, and what was expected.
+
+    `labels` are the distinct target values seen, quoted when the target is not binary."""
+    column, gate = kwargs.get("column"), settings.gates.quality
+    target, positive = settings.data.target, settings.data.positive_label
+    sentences: dict[str, Callable[[], str]] = {
+        EXISTS: lambda: f"column {column!r} is missing",
+        TYPE: lambda: (
+            f"{column}: {_unexpected(result)} are not numbers{_examples(result)}"
+            if "unexpected_count" in result
+            else f"{column}: column type is {result.get('observed_value')}, expected a number"
+        ),
+        RANGE: lambda: (
+            f"{column}: {_unexpected(result)} outside "
+            f"[{_num(kwargs['min_value'])}, {_num(kwargs['max_value'])}]{_examples(result)}"
+        ),
+        CATEGORIES: lambda: (
+            f"{column}: {_unexpected(result)} not among the {len(kwargs['value_set'])} allowed categories"
+            f"{_examples(result)}"
+        ),
+        NULLS: lambda: (
+            f"{column}: {_pct(result['unexpected_percent'] / 100)} null > "
+            f"{_pct(round(1 - kwargs.get('mostly', 1.0), 12))} allowed"
+        ),
+        ROWS: lambda: (
+            f"row count: {result['observed_value']} rows, expected between {gate.min_rows} and {gate.max_rows}"
+        ),
+        DUPLICATES: lambda: (
+            f"duplicates: {_pct(result['unexpected_percent'] / 100)} of rows have an exact twin > "
+            f"{_pct(gate.max_duplicate_fraction)} allowed"
+        ),
+        LABEL_MIN: lambda: (
+            f"label rate: {_pct(_rate(result))} of {target} values are {positive!r} < "
+            f"{_pct(gate.label_rate.min)} required"
+        ),
+        LABEL_MAX: lambda: (
+            f"label rate: {_pct(1 - _rate(result))} of {target} values are {positive!r} > "
+            f"{_pct(gate.label_rate.max)} allowed"
+        ),
+        POSITIVE_SEEN: lambda: f"{target}: the positive label {positive!r} never occurs{_seen(labels)}",
+        BINARY: lambda: (
+            f"{target}: {result.get('observed_value')} distinct value{'s' if result.get('observed_value') != 1 else ''}"
+            f", expected exactly 2 (the positive label {positive!r} and one other){_seen(labels)}"
+        ),
+    }
+    return sentences[rule]()
+
+
+def _rule(outcome: ExpectationValidationResult) -> str:
+    return outcome.expectation_config.meta["conveyor_rule"]
+
+
+def _error(outcome: ExpectationValidationResult) -> str | None:
+    """The message of an exception GX caught while evaluating `outcome`, if any.
+
+    GX reports either one exception (`raised_exception`) or a mapping of metric id -> exception."""
+    info = outcome.exception_info or {}
+    if "raised_exception" in info:
+        return (info.get("exception_message") or "an error").strip() if info["raised_exception"] else None
+    for value in info.values():
+        if isinstance(value, dict) and value.get("exception_message"):
+            return str(value["exception_message"]).strip()
+    return None
+
+
+def _seen(labels: list[str]) -> str:
+    shown = ", ".join(repr(v) for v in labels[:EXAMPLES])
+    return f"; seen: {shown}{', ...' if len(labels) > EXAMPLES else ''}" if labels else ""
+
+
+def _failures(outcomes: list[ExpectationValidationResult], settings: Settings, labels: list[str]) -> list[str]:
+    """One sentence per broken expectation, leaving out the ones a missing column or a wrong type explains."""
+    missing = {o.expectation_config.kwargs["column"] for o in outcomes if _rule(o) == EXISTS and not o.success}
+    mistyped = {o.expectation_config.kwargs["column"] for o in outcomes if _rule(o) == TYPE and not o.success}
+    failures = []
+    for outcome in outcomes:
+        if outcome.success:
+            continue
+        rule, kwargs = _rule(outcome), outcome.expectation_config.kwargs
+        column = kwargs.get("column")
+        if (column in missing and rule != EXISTS) or (column in mistyped and rule == RANGE):
+            continue
+        error = _error(outcome)
+        if error:
+            failures.append(f"{column or 'table'}: the {rule} check could not run ({error})")
+            continue
+        failures.append(_sentence(rule, kwargs, outcome.result, settings, labels))
+    return failures
+
+
+def _metrics(outcomes: list[ExpectationValidationResult], statistics: dict[str, Any]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {
+        "expectations_evaluated": statistics["evaluated_expectations"],
+        "expectations_failed": statistics["unsuccessful_expectations"],
+        "null_fraction": {},
+    }
+    for outcome in outcomes:
+        rule, result = _rule(outcome), outcome.result
+        if _error(outcome):
+            continue
+        if rule == ROWS:
+            metrics["rows"] = result["observed_value"]
+        elif rule == DUPLICATES:
+            metrics["duplicate_fraction"] = result["unexpected_percent"] / 100
+        elif rule == LABEL_MIN:
+            metrics["label_rate"] = _rate(result)
+        elif rule == NULLS:
+            metrics["null_fraction"][outcome.expectation_config.kwargs["column"]] = result["unexpected_percent"] / 100
+    return metrics
+
+
+def _thresholds(settings: Settings) -> dict[str, Any]:
+    gate = settings.gates.quality
+    return {
+        "min_rows": gate.min_rows,
+        "max_rows": gate.max_rows,
+        "label_rate": {"min": gate.label_rate.min, "max": gate.label_rate.max},
+        "max_duplicate_fraction": gate.max_duplicate_fraction,
+        "max_null_fraction": {
+            **{name: f.max_null_fraction for name, f in settings.data.features.items()},
+            settings.data.target: 0.0,
+        },
+    }
+
+
+def validate(frame: pd.DataFrame, settings: Settings, docs_dir: Path = DOCS_DIR) -> CheckResult:
+    """Run the suite on `frame`; the CheckResult (not written) and Data Docs under `docs_dir`."""
+    validation, pages = _run_suite(frame, build_suite(settings, list(frame.columns)), docs_dir)
+    outcomes = list(validation.results)
+    target = settings.data.target
+    labels = sorted(map(str, frame[target].dropna().unique())) if target in frame else []
+    return CheckResult.from_failures(
+        CHECK,
+        _failures(outcomes, settings, labels),
+        metrics=_metrics(outcomes, validation.statistics),
+        thresholds=_thresholds(settings),
+        artifacts=pages,
+    )
+
+
+def run(settings: Settings) -> CheckResult:
+    """`conveyor validate`: check the training data, write reports/quality.json and the Data Docs."""
+    result = validate(load_training(settings), settings)
+    result.write()
+    return result
