@@ -4,10 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins packaging<24, which pytest outgrew: it gets a virtualenv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 UV_PIN = $(shell grep -m1 '^uv==' requirements.txt)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run data test lint unit integration serve bench clean
+.PHONY: install run data test lint unit integration serve bench clean manifests-check
 
 install: $(STAMP)
 
@@ -17,6 +20,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e .
 	touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
+	touch $@
+
+# Render k8s/ and argocd/, validate every object, checkov, and cross-check against the serving app.
+manifests-check: install $(CHECKOV_STAMP)
+	conveyor manifests check
 
 data: install
 	conveyor data fetch
@@ -35,7 +47,7 @@ unit: install
 integration: install
 	pytest tests/integration
 
-test: lint
+test: lint manifests-check
 	pytest
 
 serve: install

@@ -1,0 +1,317 @@
+"""Cross-checks between the manifests and the code they run: ports, paths, env, series and SLO values come
+from the serving app's constants and params.yaml, so a change on one side that the other misses fails here."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conveyor.config import PARAMS_ENV, Settings
+from conveyor.deploy import release
+from conveyor.deploy.validate import Doc, Source
+from conveyor.serve import routes
+
+CONTAINER = "conveyor"
+APP_UID = 10001
+CONTAINER_ENV = {PARAMS_ENV: "/app/params.yaml", "MODEL_DIR": "/app/models"}
+TMP = "/tmp"  # noqa: S108 (a mount path in the pod, checked, never written here)
+SMOKE_MODULE = "conveyor.deploy.smoke"
+SERIES = (
+    "conveyor_http_requests_total",
+    "conveyor_http_request_duration_seconds_bucket",
+    "conveyor_model_info",
+    "conveyor_prediction_score_sum",
+)
+SLO_ARGS = {
+    "max-error-ratio": "max_error_ratio",
+    "max-p95-latency-ms": "max_p95_latency_ms",
+    "max-score-shift": "max_score_shift",
+}
+SUBSCRIBE = "notifications.argoproj.io/subscribe."
+TRIGGERS = ("conveyor-on-health-degraded", "conveyor-on-sync-failed", "conveyor-on-rollout-aborted")
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def find(docs: list[Doc], kind: str, name: str | None = None) -> list[Doc]:
+    return [d for d in docs if d.get("kind") == kind and (name is None or d["metadata"].get("name") == name)]
+
+
+def one(docs: list[Doc], kind: str, name: str) -> Doc | None:
+    found = find(docs, kind, name)
+    return found[0] if len(found) == 1 else None
+
+
+def _dig(doc: Any, *keys: str | int) -> Any:
+    for key in keys:
+        if isinstance(doc, dict):
+            doc = doc.get(key)
+        elif isinstance(doc, list) and isinstance(key, int) and key < len(doc):
+            doc = doc[key]
+        else:
+            return None
+    return doc
+
+
+def _containers(doc: Doc) -> list[dict[str, Any]]:
+    return list(_dig(doc, "spec", "template", "spec", "containers") or [])
+
+
+def app(source: Source, settings: Settings, environment: str, root: Path) -> list[str]:
+    """The API's pod, Services, scraping, analysis and smoke test against the serving app and params.yaml."""
+    where = source.name
+    deployment = one(source.docs, "Deployment", CONTAINER)
+    if deployment is None:
+        return [f"{where}: expected exactly one Deployment/{CONTAINER} (the Rollout's workloadRef)."]
+    found = [c for c in _containers(deployment) if c.get("name") == CONTAINER]
+    if not found:
+        return [f"{where}: Deployment/{CONTAINER} has no container named {CONTAINER!r}."]
+    failures = list(_pod(where, deployment, found[0], settings))
+    failures += _release(where, source, deployment, found[0], environment, root)
+    failures += _services(where, source, settings)
+    failures += _analysis(where, source, settings)
+    failures += _smoke(where, source, settings)
+    return failures
+
+
+def _pod(where: str, deployment: Doc, container: dict[str, Any], settings: Settings) -> Iterator[str]:
+    port = settings.serve.port
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports") or []}
+    if ports.get("http") != port:
+        yield f"{where}: container port 'http' = {ports.get('http')}, expected params.yaml serve.port = {port}."
+    for probe, path in (
+        ("startupProbe", routes.HEALTH),
+        ("livenessProbe", routes.HEALTH),
+        ("readinessProbe", routes.READY),
+    ):
+        get = _dig(container, probe, "httpGet") or {}
+        if get.get("path") != path or get.get("port") not in ("http", port):
+            yield f"{where}: {probe} = {get.get('path')}:{get.get('port')}, expected {path} on port http ({port})."
+    env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+    for name, value in CONTAINER_ENV.items():
+        if env.get(name) != value:
+            yield f"{where}: env {name} = {env.get(name)!r}, expected {value!r}."
+    pod = _dig(deployment, "spec", "template", "spec") or {}
+    security = container.get("securityContext") or {}
+    if (security.get("runAsUser") or _dig(pod, "securityContext", "runAsUser")) != APP_UID:
+        yield f"{where}: the API does not run as uid {APP_UID}, the image's non-root user."
+    if security.get("readOnlyRootFilesystem") is not True:
+        yield f"{where}: readOnlyRootFilesystem is not true on the API container."
+    mounts = {m.get("mountPath"): m.get("name") for m in container.get("volumeMounts") or []}
+    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+    if "emptyDir" not in volumes.get(mounts.get(TMP), {}):
+        yield f"{where}: /tmp is not an emptyDir volume; with a read-only root the app has nowhere to write."
+    if pod.get("automountServiceAccountToken") is not False:
+        yield f"{where}: the API pod mounts a service account token; set automountServiceAccountToken: false."
+
+
+def _release(
+    where: str, source: Source, deployment: Doc, container: dict[str, Any], environment: str, root: Path
+) -> Iterator[str]:
+    pinned = release.read(root / release.release_path(environment))
+    for doc in source.docs:
+        for c in _containers(doc):
+            if not DIGEST.search(str(c.get("image", ""))):
+                yield f"{where}: {doc['kind']}/{doc['metadata']['name']} image {c.get('image')} is not pinned by digest."
+    if container.get("image") != str(pinned.image):
+        yield f"{where}: the API runs {container.get('image')}, but the release file pins {pinned.image}."
+    rollout = one(source.docs, "Rollout", release.ROLLOUT)
+    version = _dig(rollout, "metadata", "annotations", release.MODEL_VERSION)
+    if version != str(pinned.model_version):
+        yield f"{where}: Rollout annotation {release.MODEL_VERSION} = {version!r}, expected {pinned.model_version!r}."
+    if _dig(rollout, "spec", "workloadRef", "name") != deployment["metadata"]["name"]:
+        yield f"{where}: the Rollout does not run Deployment/{deployment['metadata']['name']} by workloadRef."
+
+
+def _services(where: str, source: Source, settings: Settings) -> Iterator[str]:
+    for service in find(source.docs, "Service"):
+        for port in _dig(service, "spec", "ports") or []:
+            if port.get("targetPort") not in ("http", settings.serve.port):
+                name = service["metadata"]["name"]
+                yield f"{where}: Service/{name} targets port {port.get('targetPort')}, expected http."
+    for monitor in find(source.docs, "ServiceMonitor"):
+        for endpoint in _dig(monitor, "spec", "endpoints") or []:
+            if endpoint.get("path") != routes.METRICS or endpoint.get("port") != "http":
+                yield (
+                    f"{where}: ServiceMonitor scrapes {endpoint.get('path')} on {endpoint.get('port')}, "
+                    f"expected {routes.METRICS} on http."
+                )
+
+
+def _analysis(where: str, source: Source, settings: Settings) -> Iterator[str]:
+    templates = find(source.docs, "AnalysisTemplate")
+    if not templates:
+        yield f"{where}: no AnalysisTemplate: nothing would abort a bad canary."
+        return
+    args = {a["name"]: a.get("value") for t in templates for a in _dig(t, "spec", "args") or []}
+    for arg, field in SLO_ARGS.items():
+        expected = getattr(settings.deploy.canary, field)
+        value = args.get(arg)
+        if value is None or float(value) != float(expected):
+            yield f"{where}: AnalysisTemplate arg {arg} = {value!r}, expected params.yaml deploy.canary.{field} = {expected}."
+    queries = "\n".join(
+        str(_dig(m, "provider", "prometheus", "query")) for t in templates for m in _dig(t, "spec", "metrics") or []
+    )
+    for series in SERIES:
+        if series not in queries:
+            yield f"{where}: the canary analysis never queries {series}."
+    if f'route="{routes.PREDICT}"' not in queries:
+        yield f'{where}: the latency query does not select route="{routes.PREDICT}".'
+
+
+def _smoke(where: str, source: Source, settings: Settings) -> Iterator[str]:
+    jobs = [
+        j
+        for j in find(source.docs, "Job")
+        if _dig(j, "metadata", "annotations", "argocd.argoproj.io/hook") == "PostSync"
+    ]
+    if not jobs:
+        yield f"{where}: no PostSync smoke Job."
+        return
+    for job in jobs:
+        for container in _containers(job):
+            command = [*(container.get("command") or []), *(container.get("args") or [])]
+            if SMOKE_MODULE not in command or importlib.util.find_spec(SMOKE_MODULE) is None:
+                yield f"{where}: Job/{job['metadata']['name']} does not run python -m {SMOKE_MODULE}."
+            urls = [a for a in command if a.startswith("http://")]
+            if not urls or not urls[0].rstrip("/").endswith(f":{settings.serve.port}"):
+                yield f"{where}: Job/{job['metadata']['name']} URL {urls} is not on port {settings.serve.port}."
+
+
+def argocd(docs: list[Doc], rendered: dict[str, Source], settings: Settings) -> list[str]:
+    """Applications, project and notifications against the overlays and params.yaml."""
+    failures: list[str] = []
+    project = one(docs, "AppProject", "conveyor")
+    if project is None:
+        return ["argocd/: expected one AppProject named conveyor."]
+    spec = project["spec"]
+    allowed = {(k.get("group", ""), k.get("kind")) for k in spec.get("namespaceResourceWhitelist") or []}
+    destinations = {d.get("namespace") for d in spec.get("destinations") or []}
+    for environment, source in rendered.items():
+        name = f"conveyor-{environment}"
+        application = one(docs, "Application", name)
+        if application is None:
+            failures.append(f"argocd/: no Application {name} for environment {environment}.")
+            continue
+        failures += _application(application, environment, source, settings, spec, destinations)
+        for doc in source.docs:
+            kind = (doc["apiVersion"].rpartition("/")[0], doc["kind"])
+            if kind not in allowed:
+                failures.append(
+                    f"argocd/project.yaml does not allow {kind[1]} ({kind[0] or 'core'}), which {source.name} renders."
+                )
+    return sorted(set(failures)) + _notifications(docs)
+
+
+def _application(
+    application: Doc, environment: str, source: Source, settings: Settings, project: Doc, destinations: set[Any]
+) -> Iterator[str]:
+    name = application["metadata"]["name"]
+    spec = application["spec"]
+    namespaces = {d["metadata"].get("namespace") for d in source.docs}
+    expected_path = str(release.OVERLAYS / environment)
+    if _dig(spec, "source", "path") != expected_path:
+        yield f"Application/{name} syncs {_dig(spec, 'source', 'path')!r}, expected {expected_path!r}."
+    target = _dig(spec, "destination", "namespace")
+    if namespaces != {target}:
+        yield f"Application/{name} deploys into {target!r}, but the overlay renders namespaces {sorted(namespaces)}."
+    if target not in destinations:
+        yield f"argocd/project.yaml does not allow destination namespace {target!r}."
+    if _dig(spec, "source", "repoURL") not in (project.get("sourceRepos") or []):
+        yield f"Application/{name} reads {_dig(spec, 'source', 'repoURL')}, which the AppProject does not allow."
+    automated = _dig(spec, "syncPolicy", "automated") or {}
+    if not (automated.get("prune") and automated.get("selfHeal") and _dig(spec, "syncPolicy", "retry")):
+        yield f"Application/{name} needs automated sync with prune, selfHeal and retry."
+    labels = application["metadata"].get("labels") or {}
+    if labels.get("conveyor.dev/environment") != environment:
+        yield f"Application/{name} label conveyor.dev/environment must be {environment!r}: the rollback reads it."
+    model = _dig(application, "metadata", "annotations", "link.argocd.argoproj.io/mlflow-model") or ""
+    if not (model.startswith(settings.deploy.mlflow_ui) and settings.model.name in model):
+        yield f"Application/{name} link mlflow-model = {model!r} does not point at {settings.model.name} in deploy.mlflow_ui."
+
+
+def _notifications(docs: list[Doc]) -> list[str]:
+    config = one(docs, "ConfigMap", "argocd-notifications-cm")
+    if config is None:
+        return ["argocd/: no argocd-notifications-cm ConfigMap."]
+    data = config.get("data") or {}
+    failures = []
+    subscriptions = dict(
+        key.removeprefix(SUBSCRIBE).split(".", 1)
+        for doc in find(docs, "Application")
+        for key in (doc["metadata"].get("annotations") or {})
+        if key.startswith(SUBSCRIBE)
+    )
+    for trigger in TRIGGERS:
+        if trigger not in subscriptions:
+            failures.append(f"no Application subscribes to {trigger}.")
+            continue
+        service = subscriptions[trigger]
+        if f"service.webhook.{service}" not in data:
+            failures.append(f"argocd-notifications-cm has no service.webhook.{service}.")
+        conditions = yaml.safe_load(data.get(f"trigger.{trigger}", "null")) or []
+        if not conditions:
+            failures.append(f"argocd-notifications-cm has no trigger.{trigger}.")
+        for template in (t for c in conditions for t in c.get("send") or []):
+            body = yaml.safe_load(data.get(f"template.{template}", "null")) or {}
+            hook = _dig(body, "webhook", service) or {}
+            text = str(hook.get("body", ""))
+            if not str(hook.get("path", "")).endswith("/dispatches") or not all(
+                f'"{key}"' in text for key in ("event_type", "environment", "revision")
+            ):
+                failures.append(f"template.{template} is not a repository_dispatch carrying environment and revision.")
+    return failures
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    joined, lines = [], []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") and not lines:
+            continue
+        if line.rstrip().endswith("\\"):
+            lines.append(line.rstrip()[:-1])
+            continue
+        lines.append(line)
+        statement = " ".join(part.strip() for part in lines if not part.lstrip().startswith("#")).strip()
+        lines = []
+        if statement:
+            word, _, rest = statement.partition(" ")
+            joined.append((word.upper(), rest.strip()))
+    return joined
+
+
+def dockerfile(path: Path, settings: Settings) -> list[str]:
+    """The serving image (the Dockerfile's last stage) against the pod: base pinned, uid, port, env."""
+    if not path.is_file():
+        return [f"{path} does not exist; the manifests run the image it defines."]
+    steps = _instructions(path.read_text())
+    args = dict(a.split("=", 1) for word, a in steps if word == "ARG" and "=" in a)
+    stages: set[str] = set()
+    failures = []
+    for word, rest in steps:
+        if word != "FROM":
+            continue
+        image, _, alias = rest.partition(" AS ") if " AS " in rest else rest.partition(" as ")
+        resolved = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m[1], m[0]), image.strip())
+        if resolved not in stages and not DIGEST.search(resolved):
+            failures.append(f"{path}: FROM {image.strip()} ({resolved}) is not pinned by digest.")
+        stages.add(alias.strip())
+    runtime = steps[max(i for i, (word, _) in enumerate(steps) if word == "FROM") :]
+    users = [rest.split(":")[0] for word, rest in runtime if word == "USER"]
+    if not users or users[-1] != str(APP_UID):
+        failures.append(f"{path}: the serving stage runs as USER {users[-1] if users else 'root'}, expected {APP_UID}.")
+    exposed = {p.split("/")[0] for word, rest in runtime if word == "EXPOSE" for p in rest.split()}
+    if exposed != {str(settings.serve.port)}:
+        failures.append(
+            f"{path}: the serving stage EXPOSEs {sorted(exposed)}, expected serve.port {settings.serve.port}."
+        )
+    env = dict(pair.split("=", 1) for word, rest in runtime if word == "ENV" for pair in rest.split() if "=" in pair)
+    for name, value in CONTAINER_ENV.items():
+        if env.get(name) != value:
+            failures.append(f"{path}: the serving stage sets ENV {name}={env.get(name)}, expected {value}.")
+    return failures
