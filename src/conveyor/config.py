@@ -163,6 +163,79 @@ class DeploySettings(_Strict):
     smoke: SmokeSettings
 
 
+K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+K8S_CPU = r"^\d+(\.\d+)?m?$"
+K8S_BYTES = r"^\d+(Ki|Mi|Gi|Ti)$"
+
+
+class TaskOverride(_Strict):
+    """One Argo task's share, overriding argo.defaults field by field."""
+
+    cpu: str | None = Field(None, pattern=K8S_CPU)
+    memory: str | None = Field(None, pattern=K8S_BYTES)
+    retries: int | None = Field(None, ge=0, le=10)
+
+
+class TaskResources(_Strict):
+    """What an Argo task gets: CPU and memory (requests equal limits) and retries of its pod."""
+
+    cpu: str = Field(pattern=K8S_CPU)
+    memory: str = Field(pattern=K8S_BYTES)
+    retries: int = Field(ge=0, le=10)
+
+    @property
+    def threads(self) -> int:
+        """Whole CPUs of the request, at least one: OpenMP's thread count, so training is never throttled."""
+        cores = float(self.cpu[:-1]) / 1000 if self.cpu.endswith("m") else float(self.cpu)
+        return max(1, int(cores))
+
+
+class SecretKey(_Strict):
+    secret: str = Field(pattern=K8S_NAME)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class Workspace(_Strict):
+    size: str = Field(pattern=K8S_BYTES)
+    access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]
+    storage_class: str | None = None
+
+
+class ArgoRetry(_Strict):
+    policy: Literal["Always", "OnFailure", "OnError", "OnTransientError"]
+    backoff_seconds: int = Field(ge=1)
+    factor: int = Field(ge=1)
+
+
+class ArgoSettings(_Strict):
+    namespace: str = Field(pattern=K8S_NAME)
+    image: str = Field(pattern=r"^[a-z0-9][\w.\-/:@]*$")
+    repository: str = Field(pattern=r"^(https://|ssh://|git@)\S+$")
+    revision: str = Field(min_length=1)
+    dvc_remote: str | None = None
+    workspace: Workspace
+    secrets: dict[Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")], SecretKey]
+    retry: ArgoRetry
+    deadline_seconds: int = Field(gt=0)
+    keep_finished_seconds: int = Field(ge=0)
+    poll_seconds: float = Field(gt=0)
+    defaults: TaskResources
+    tasks: dict[str, TaskOverride] = {}
+
+    @model_validator(mode="after")
+    def _tracking_from_secret(self) -> ArgoSettings:
+        if "MLFLOW_TRACKING_URI" not in self.secrets:
+            raise ValueError("secrets needs MLFLOW_TRACKING_URI: the embedded sqlite file dies with the workspace")
+        return self
+
+    def resources(self, task: str) -> TaskResources:
+        """argo.defaults with the task's own entry laid over it."""
+        override = self.tasks.get(task)
+        if override is None:
+            return self.defaults
+        return self.defaults.model_copy(update=override.model_dump(exclude_none=True))
+
+
 class Settings(_Strict):
     data: DataSettings
     split: SplitSettings
@@ -170,6 +243,7 @@ class Settings(_Strict):
     gates: Gates
     serve: ServeSettings
     deploy: DeploySettings
+    argo: ArgoSettings
 
 
 def _describe(error: dict[str, Any], source: Path) -> str:
