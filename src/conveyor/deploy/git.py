@@ -47,8 +47,8 @@ class Git:
 
     def dirty(self) -> list[str]:
         """Tracked files with changes, staged or not: a deploy commit must contain nothing else."""
-        lines = self.out("status", "--porcelain", "--untracked-files=no").splitlines()
-        return [line[3:] for line in lines]
+        lines = self.run("status", "--porcelain", "--untracked-files=no").stdout.splitlines()
+        return [line[3:] for line in lines if line.strip()]
 
     def has_remote(self, remote: str) -> bool:
         return remote in self.out("remote").split()
