@@ -15,14 +15,17 @@ BATCH_PATTERN = re.compile(r"^batch-(\d{4})\.csv$")
 
 
 def read_csv(path: Path, settings: Settings) -> pd.DataFrame:
-    """Read a CSV: numeric features as float64 (NaN when missing or unparsable, which the quality check
-    reports), everything else as str objects with NaN for empty fields."""
+    """Read a CSV: numeric features as float64, everything else as str objects with NaN for empty fields.
+
+    A numeric column with a value that is not a number stays text, so the quality check names a type error."""
     if not path.exists():
         raise ConveyorError(f"{path}: the data file does not exist; run `conveyor data fetch` first.")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     for name in settings.data.numeric:
         if name in frame.columns:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            numbers = pd.to_numeric(frame[name], errors="coerce")
+            if numbers.notna().sum() == frame[name].notna().sum():
+                frame[name] = numbers.astype("float64")
     return frame
 
 

@@ -68,3 +68,14 @@ def test_windows_compare_newest_batch_with_what_came_before(project: Settings) -
 def test_missing_file_is_one_sentence(project: Settings) -> None:
     with pytest.raises(ConveyorError, match="does not exist"):
         data.read_csv(Path("data/nope.csv"), project)
+
+
+def test_numeric_column_with_text_stays_text(project: Settings) -> None:
+    """So the quality check can say 'not numbers' instead of miscounting nulls."""
+    frame = pd.read_csv(project.data.path, dtype=str)
+    name = project.data.numeric[0]
+    frame.loc[3, name] = "n/a"
+    frame.to_csv(project.data.path, index=False)
+    loaded = data.read_csv(project.data.path, project)
+    assert loaded[name].dtype == object
+    assert loaded[project.data.numeric[1]].dtype == np.float64
