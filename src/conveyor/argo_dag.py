@@ -101,13 +101,6 @@ def read(path: Path) -> list[Stage]:
     ]
 
 
-def external_deps(stages: list[Stage]) -> list[str]:
-    """Deps no stage writes: the inputs a fresh checkout must already hold (from git or from DVC)."""
-    produced = [out for stage in stages for out in stage.outs]
-    found = {dep for stage in stages for dep in stage.deps if not any(overlaps(dep, out) for out in produced)}
-    return sorted(found)
-
-
 def writer_of(stages: list[Stage], path: str) -> Stage:
     """The stage whose outputs hold `path`."""
     for stage in stages:

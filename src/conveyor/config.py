@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conveyor.errors import ConveyorError
 
@@ -191,8 +191,11 @@ class TaskResources(_Strict):
 
 
 class SecretKey(_Strict):
+    """An environment variable's value from a Kubernetes Secret; an optional one is left unset when missing."""
+
     secret: str = Field(pattern=K8S_NAME)
     key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$")
+    optional: bool = False
 
 
 class Workspace(_Strict):
@@ -212,7 +215,6 @@ class ArgoSettings(_Strict):
     image: str = Field(pattern=r"^[a-z0-9][\w.\-/:@]*$")
     repository: str = Field(pattern=r"^(https://|ssh://|git@)\S+$")
     revision: str = Field(min_length=1)
-    dvc_remote: str | None = None
     workspace: Workspace
     secrets: dict[Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")], SecretKey]
     retry: ArgoRetry
@@ -222,11 +224,13 @@ class ArgoSettings(_Strict):
     defaults: TaskResources
     tasks: dict[str, TaskOverride] = {}
 
-    @model_validator(mode="after")
-    def _tracking_from_secret(self) -> ArgoSettings:
-        if "MLFLOW_TRACKING_URI" not in self.secrets:
-            raise ValueError("secrets needs MLFLOW_TRACKING_URI: the embedded sqlite file dies with the workspace")
-        return self
+    @field_validator("secrets")
+    @classmethod
+    def _tracking_from_secret(cls, secrets: dict[str, SecretKey]) -> dict[str, SecretKey]:
+        tracking = secrets.get("MLFLOW_TRACKING_URI")
+        if tracking is None or tracking.optional:
+            raise ValueError("expected a required MLFLOW_TRACKING_URI, as the embedded sqlite file dies with the pod")
+        return secrets
 
     def resources(self, task: str) -> TaskResources:
         """argo.defaults with the task's own entry laid over it."""
