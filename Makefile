@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 UV_PIN = $(shell grep -m1 '^uv==' requirements.txt)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run data test lint unit integration serve bench clean manifests-check
+.PHONY: install run data test lint unit integration serve bench clean manifests-check workflows-check
 
 install: $(STAMP)
 
@@ -30,6 +30,15 @@ $(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
 manifests-check: install $(CHECKOV_STAMP)
 	conveyor manifests check
 
+# The workflows and the act stubs: syntax and expressions with shellcheck, security, and the schemas.
+workflows-check: install
+	actionlint
+	zizmor --offline --quiet .github
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	check-jsonschema --builtin-schema vendor.github-actions .github/act/*/action.yml
+	check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	shellcheck .github/act/*.sh .github/act/*/*.sh
+
 data: install
 	conveyor data fetch
 	dvc status data.dvc
@@ -47,7 +56,7 @@ unit: install
 integration: install
 	pytest tests/integration
 
-test: lint manifests-check
+test: lint manifests-check workflows-check
 	pytest
 
 serve: install

@@ -86,6 +86,10 @@ def _argo(args: argparse.Namespace) -> int:
     return _call("conveyor.argo", "main", args)
 
 
+def _ci(args: argparse.Namespace) -> int:
+    return _call("conveyor.ci.cli", "main", args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__)
     parser.add_argument("--params", default=None, help="configuration file (default: params.yaml)")
@@ -119,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     argo = steps.add_parser("argo", help="the pipeline on Argo Workflows")
     _call("conveyor.argo", "add_arguments", argo)
     argo.set_defaults(func=_argo)
+
+    ci = steps.add_parser("ci", help="helpers the GitHub Actions workflows call")
+    _call("conveyor.ci.cli", "add_arguments", ci)
+    ci.set_defaults(func=_ci)
     return parser
 
 

@@ -161,6 +161,8 @@ class DeploySettings(_Strict):
     mlflow_ui: str = Field(pattern=r"^https?://\S+$")
     canary: CanarySlo
     smoke: SmokeSettings
+    healthy_timeout_s: float = Field(900, gt=0)  # deploy workflow: how long Argo CD may take to report Healthy
+    healthy_poll_s: float = Field(10, gt=0)
 
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

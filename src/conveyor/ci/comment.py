@@ -1,0 +1,72 @@
+"""The pull-request comment: the gate table and `dvc metrics diff` against main's latest reports.
+
+Main's reports come from its last CI run (an artifact), not from git: reports/ is not committed. To let
+`dvc metrics diff` compare them anyway, they are written into a throwaway commit on top of HEAD (a temporary
+index, `git commit-tree`; no branch or ref moves), and DVC diffs that commit against the workspace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from conveyor.ci.github import gate_report
+from conveyor.errors import ConveyorError
+from conveyor.paths import REPORTS
+
+MARKER = "<!-- conveyor-gate -->"
+BASELINE_NAME = "main"
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "conveyor",
+    "GIT_AUTHOR_EMAIL": "conveyor@localhost",
+    "GIT_COMMITTER_NAME": "conveyor",
+    "GIT_COMMITTER_EMAIL": "conveyor@localhost",
+}
+
+
+def _git(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(["git", *args], capture_output=True, text=True, check=False, env=env)
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        raise ConveyorError(f"`git {' '.join(args)}` failed: {said[-1] if said else done.returncode}.")
+    return done.stdout.strip()
+
+
+def baseline_commit(baseline: Path, reports: Path = REPORTS) -> str | None:
+    """A commit whose tree is HEAD's plus the baseline's JSON reports under reports/; None with no reports."""
+    files = sorted(baseline.glob("*.json")) if baseline.is_dir() else []
+    if not files:
+        return None
+    with tempfile.TemporaryDirectory(prefix="conveyor-index-") as folder:
+        env = os.environ | _IDENTITY | {"GIT_INDEX_FILE": str(Path(folder) / "index")}
+        _git("read-tree", "HEAD", env=env)
+        for path in files:
+            blob = _git("hash-object", "-w", "--", str(path), env=env)
+            _git("update-index", "--add", "--cacheinfo", f"100644,{blob},{(reports / path.name).as_posix()}", env=env)
+        tree = _git("write-tree", env=env)
+        return _git("commit-tree", tree, "-p", "HEAD", "-m", "conveyor: main's reports, for dvc metrics diff", env=env)
+
+
+def metrics_diff(baseline: Path) -> str:
+    """`dvc metrics diff` of main's reports against this workspace, as Markdown, or a sentence saying why not."""
+    commit = baseline_commit(baseline)
+    if commit is None:
+        return f"No reports from {BASELINE_NAME} to compare with yet: its CI has not uploaded any.\n"
+    done = subprocess.run(
+        ["dvc", "metrics", "diff", commit, "--md", "--precision", "4"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        raise ConveyorError(f"`dvc metrics diff` failed: {said[-1] if said else done.returncode}.")
+    table = done.stdout.strip().replace(commit, BASELINE_NAME)
+    return (table or f"No metric differs from {BASELINE_NAME}.") + "\n"
+
+
+def render(baseline: Path, run_url: str | None) -> str:
+    """The whole comment body. The marker lets anyone find (and the sticky-comment action replace) it."""
+    _, table = gate_report()
+    parts = [MARKER, table.strip(), "", f"#### Metrics against {BASELINE_NAME}", "", metrics_diff(baseline).strip()]
+    if run_url:
+        parts += ["", f"Reports and the full logs: {run_url}"]
+    return "\n".join(parts) + "\n"
