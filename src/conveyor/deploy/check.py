@@ -4,7 +4,6 @@ the manifests against the serving app and params.yaml. Exits 1 on any failure; p
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from conveyor.deploy.release import OVERLAYS
 from conveyor.errors import ConveyorError
 
 ARGOCD = Path("argocd")
-WORKFLOWS = Path("k8s/argo-workflows")
+WORKFLOWS = policy.WORKFLOWS
 
 
 def _stage(name: str, run: Callable[[], tuple[list[str], str]]) -> list[str]:
@@ -29,7 +28,7 @@ def _stage(name: str, run: Callable[[], tuple[list[str], str]]) -> list[str]:
     verdict = f"FAILED ({len(failures)})" if failures else "ok"
     print(f"{name}: {verdict}{f' - {note}' if note else ''} [{took:.1f} s]")
     for failure in failures:
-        print(f"  - {failure}", file=sys.stderr)
+        print(f"  - {failure}")
     return failures
 
 
@@ -51,6 +50,15 @@ def _crd_stage(root: Path, sources: list[validate.Source]) -> list[str]:
     return _stage("CRD schemas", run)
 
 
+def render_all(root: Path, environments: list[str]) -> tuple[dict[str, validate.Source], list[validate.Source]]:
+    """(each environment's rendered overlay, everything else: argocd/ and k8s/argo-workflows)."""
+    rendered = {env: validate.kustomize(root / OVERLAYS / env) for env in environments}
+    others = validate.collect(root / ARGOCD)
+    if (root / WORKFLOWS).is_dir():
+        others += validate.collect(root / WORKFLOWS)
+    return rendered, others
+
+
 def main(args: argparse.Namespace) -> int:
     root = Path.cwd()
     settings = load_settings(args.params)
@@ -59,17 +67,15 @@ def main(args: argparse.Namespace) -> int:
     others: list[validate.Source] = []
 
     def render() -> tuple[list[str], str]:
-        for environment in settings.deploy.environments:
-            rendered[environment] = validate.kustomize(OVERLAYS / environment)
-        others.append(validate.kustomize(ARGOCD))
-        others.extend(validate.load_files(ARGOCD, skip=validate.listed(ARGOCD)))
-        if WORKFLOWS.is_dir():
-            others.extend(validate.load_files(WORKFLOWS))
+        found = render_all(root, settings.deploy.environments)
+        rendered.update(found[0])
+        others.extend(found[1])
         count = sum(len(s.docs) for s in [*rendered.values(), *others])
-        return [], f"{len(rendered)} overlays and argocd/ rendered, {count} objects"
+        return [], f"{len(rendered)} overlays, argocd/ and k8s/argo-workflows rendered: {count} objects"
 
     failures = _stage("kustomize", render)
     if failures:
+        print("manifests check: FAILED: nothing renders, so nothing else was checked")
         return 1
     sources = [*rendered.values(), *others]
 
@@ -77,16 +83,15 @@ def main(args: argparse.Namespace) -> int:
         checked = sum(1 for s in sources for d in s.docs if validate.is_core(d))
         return validate.validate_core(sources), f"{checked} core objects, kubernetes-validate --strict"
 
+    def app() -> tuple[list[str], str]:
+        found = [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
+        found += contract.argocd([d for s in others for d in s.docs], rendered, settings)
+        found += contract.dockerfile(root / policy.DOCKERFILE, settings)
+        return found, "ports, probes, env, series, SLOs, digests, Dockerfile, Argo CD apps and notifications"
+
     def checkov() -> tuple[list[str], str]:
         found, counts = policy.scan(root)
         return found, ", ".join(f"{n} {k}" for k, n in counts.items())
-
-    def app() -> tuple[list[str], str]:
-        found = [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
-        argo = [d for s in others for d in s.docs]
-        found += contract.argocd(argo, rendered, settings)
-        found += contract.dockerfile(root / policy.DOCKERFILE, settings)
-        return found, "ports, probes, env, series, SLOs, digests, Dockerfile, Argo CD apps and notifications"
 
     failures += _stage("kubernetes-validate", core)
     failures += _crd_stage(root, sources)

@@ -3,7 +3,7 @@
 checkov runs from its own virtualenv (.venv-checkov: it pins packaging<24, which the test tools outgrew).
 The kustomize framework scans what Argo CD applies, the rendered base, overlays and argocd/, where the
 Rollout's pod template (a Deployment through workloadRef) and the smoke Job get the full pod checks; the
-argo_workflows framework scans Argo Workflows templates (k8s/argo-workflows).
+kubernetes and argo_workflows frameworks scan the plain files of k8s/argo-workflows.
 A check is skipped by an inline annotation with a reason (`checkov.io/skipN: CKV_ID=reason`) or in
 .checkov.yaml with a comment naming it and saying why; a skip without a reason fails.
 """
@@ -26,6 +26,7 @@ from conveyor.errors import ConveyorError
 
 CHECKOV_ENV = "CONVEYOR_CHECKOV"
 TARGETS = ("k8s", "argocd")
+WORKFLOWS = Path("k8s/argo-workflows")
 DOCKERFILE = "Dockerfile"
 CONFIG = ".checkov.yaml"
 NO_REASON = {"", "no comment provided"}
@@ -69,18 +70,22 @@ def _skip_space(text: str, at: int) -> int:
 def scan(root: Path) -> tuple[list[str], dict[str, int]]:
     """(failure sentences, counts of passed/failed/skipped checks) for k8s/, argocd/ and the Dockerfile.
 
-    checkov ignores --file when --directory is given, so the Dockerfile gets a second run, in parallel.
+    Two runs in parallel: the kustomizations (--directory), then the files no kustomization renders
+    (--file: the Dockerfile and k8s/argo-workflows), since checkov ignores --file beside --directory.
     """
     failures = unexplained_skips(root)
     config = ["--config-file", CONFIG] if (root / CONFIG).is_file() else []
-    manifests = [*config, "--framework", "kustomize", "argo_workflows"]
+    manifests = [*config, "--framework", "kustomize"]
     for target in TARGETS:
         manifests += ["--directory", target]
     runs = [manifests]
-    if (root / DOCKERFILE).is_file():
-        runs.append([*config, "--framework", "dockerfile", "--file", DOCKERFILE])
-    else:
+    files = [DOCKERFILE] if (root / DOCKERFILE).is_file() else []
+    if not files:
         failures.append(f"{DOCKERFILE} does not exist, so checkov cannot scan the serving image's definition.")
+    files += [str(p.relative_to(root)) for p in sorted((root / WORKFLOWS).rglob("*.y*ml"))]
+    if files:
+        frameworks = ["dockerfile", "kubernetes", "argo_workflows"]
+        runs.append([*config, "--framework", *frameworks, *(a for f in files for a in ("--file", f))])
     # The kustomize framework renders with whichever kubectl is first on PATH: make it ours.
     env = os.environ | {"PATH": f"{Path(kubectl()).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     binary = checkov(root)

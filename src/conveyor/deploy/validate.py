@@ -46,7 +46,7 @@ def kustomize(folder: Path) -> Source:
     if done.returncode != 0:
         said = done.stderr.strip().splitlines()
         raise ConveyorError(f"kubectl kustomize {folder} failed: {said[-1] if said else done.returncode}.")
-    return Source(str(folder), [d for d in yaml.safe_load_all(done.stdout) if d])
+    return Source(os.path.relpath(folder), [d for d in yaml.safe_load_all(done.stdout) if d])
 
 
 def listed(folder: Path) -> set[Path]:
@@ -58,9 +58,9 @@ def listed(folder: Path) -> set[Path]:
     return {kustomization, *(folder / r for r in resources)}
 
 
-def load_files(folder: Path, skip: set[Path] | None = None) -> list[Source]:
-    """Plain YAML files of a folder (recursively), for objects no kustomization renders."""
-    skip = listed(folder) if skip is None else skip
+def load_files(folder: Path) -> list[Source]:
+    """Plain YAML files of a folder (recursively) that its kustomization, if any, does not render."""
+    skip = listed(folder)
     sources = []
     for path in sorted(folder.rglob("*.y*ml")):
         if path in skip:
@@ -69,8 +69,14 @@ def load_files(folder: Path, skip: set[Path] | None = None) -> list[Source]:
             docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind")]
         except yaml.YAMLError as exc:
             raise ConveyorError(f"{path} is not valid YAML ({type(exc).__name__}).") from None
-        sources.append(Source(str(path), docs))
+        sources.append(Source(os.path.relpath(path), docs))
     return sources
+
+
+def collect(folder: Path) -> list[Source]:
+    """A folder's objects: its kustomization rendered, plus the YAML files that kustomization does not list."""
+    rendered = [kustomize(folder)] if (folder / "kustomization.yaml").is_file() else []
+    return rendered + load_files(folder)
 
 
 def is_core(doc: Doc) -> bool:

@@ -1,0 +1,191 @@
+"""`conveyor manifests check` on a copy of the repository's manifests: the real ones pass, and each kind of
+drift between manifests, serving app, params.yaml, Dockerfile and Argo CD is reported by name."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conveyor.config import Settings, load_settings
+from conveyor.deploy import check, contract, policy, validate
+from conveyor.errors import ConveyorError
+from conveyor.serve import routes
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+COPIED = ("params.yaml", "Dockerfile", ".checkov.yaml", "k8s/base", "k8s/overlays", "argocd")
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The manifests, params.yaml and Dockerfile in a scratch folder, which is also the working directory."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for item in COPIED:
+        source = ROOT / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
+    monkeypatch.chdir(root)
+    return root
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not unique in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def problems(root: Path, settings: Settings | None = None) -> list[str]:
+    """Every failure of the fast stages (all but checkov) on the folder."""
+    settings = settings or load_settings(root / "params.yaml")
+    rendered, others = check.render_all(root, settings.deploy.environments)
+    sources = [*rendered.values(), *others]
+    found = validate.validate_core(sources)
+    folder, _ = validate.schema_dir(ROOT)
+    if folder is not None:
+        found += validate.validate_crds(sources, folder)[0]
+    found += [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
+    found += contract.argocd([d for s in others for d in s.docs], rendered, settings)
+    return found + contract.dockerfile(root / "Dockerfile", settings)
+
+
+def test_the_repository_manifests_pass_the_fast_stages(repo: Path) -> None:
+    assert problems(repo) == []
+
+
+def test_schemas_are_there_to_check_against() -> None:
+    """CI exports CONVEYOR_SCHEMA_DIR; on a machine without it this says why the CRD stage was skipped."""
+    folder, _ = validate.schema_dir(ROOT)
+    if folder is None:
+        pytest.skip(f"no CRD schema folder: set {validate.SCHEMA_ENV}")
+    assert (folder / "argoproj.io" / "rollout_v1alpha1.json").is_file()
+
+
+MUTATIONS: dict[str, tuple[str, str, str, str]] = {
+    # name: (file, old, new, expected failure)
+    "readiness path": (
+        "k8s/base/deployment.yaml", f"path: {routes.READY}", "path: /ready",
+        f"readinessProbe = /ready:http, expected {routes.READY}",
+    ),
+    "container port": (
+        "k8s/base/deployment.yaml", "containerPort: 8080", "containerPort: 9090",
+        "container port 'http' = 9090, expected params.yaml serve.port = 8080",
+    ),
+    "model dir": (
+        "k8s/base/deployment.yaml", "value: /app/models", "value: /models",
+        "env MODEL_DIR = '/models', expected '/app/models'",
+    ),
+    "slo drift": (
+        "k8s/base/analysistemplate.yaml", 'value: "0.01"', 'value: "0.05"',
+        "arg max-error-ratio = '0.05', expected params.yaml deploy.canary.max_error_ratio = 0.01",
+    ),
+    "metrics path": (
+        "k8s/base/servicemonitor.yaml", f"path: {routes.METRICS}", "path: /prometheus",
+        f"ServiceMonitor scrapes /prometheus on http, expected {routes.METRICS} on http",
+    ),
+    "unpinned smoke image": (
+        "k8s/base/smoke-job.yaml", "image: conveyor:0-0000000@sha256:" + "0" * 64, "image: busybox:1.36",
+        "Job/conveyor-smoke image busybox:1.36 is not pinned by digest",
+    ),
+    "strict core schema": (
+        "k8s/base/pdb.yaml", "maxUnavailable: 1", "maxUnavailable: 1\n  maxUnavailabel: 2",
+        "PodDisruptionBudget/conveyor: spec: Additional properties are not allowed ('maxUnavailabel'",
+    ),
+    "rollout schema": (
+        "k8s/base/rollout.yaml", "progressDeadlineAbort: true", "progressDeadlineAbort: yes-please",
+        "Rollout/conveyor: spec.progressDeadlineAbort: 'yes-please' is not of type 'boolean'",
+    ),
+    "application path": (
+        "argocd/applications/production.yaml", "path: k8s/overlays/production", "path: k8s/overlays/prod",
+        "Application/conveyor-production syncs 'k8s/overlays/prod', expected 'k8s/overlays/production'",
+    ),
+    "project kinds": (
+        "argocd/project.yaml", "    - group: policy\n      kind: PodDisruptionBudget\n", "",
+        "argocd/project.yaml does not allow PodDisruptionBudget (policy)",
+    ),
+    "dispatch payload": (
+        "argocd/notifications.yaml", '"reason": "rollout aborted", ', "",
+        "",  # still valid: the reason is optional
+    ),
+    "dispatch revision": (
+        "argocd/notifications.yaml",
+        '"revision": "{{.app.status.operationState.syncResult.revision}}", ', "",
+        "template.conveyor-dispatch-sync-failed is not a repository_dispatch carrying environment and revision",
+    ),
+    "image user": (
+        "Dockerfile", "USER 10001:10001\n# serve.port", "USER root\n# serve.port",
+        "the serving stage runs as USER root, expected 10001",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_each_drift_is_reported(repo: Path, name: str) -> None:
+    path, old, new, expected = MUTATIONS[name]
+    if name == "rollout schema" and validate.schema_dir(ROOT)[0] is None:
+        pytest.skip(f"no CRD schema folder: set {validate.SCHEMA_ENV}")
+    edit(repo / path, old, new)
+    found = problems(repo)
+    if not expected:
+        assert found == []
+    else:
+        assert any(expected in f for f in found), found
+
+
+def test_the_serving_port_is_read_from_params(repo: Path) -> None:
+    params = repo / "params.yaml"
+    edit(params, "  port: 8080\n", "  port: 9000\n")
+    found = problems(repo)
+    assert any("expected params.yaml serve.port = 9000" in f for f in found), found
+    assert any("EXPOSEs ['8080'], expected serve.port 9000" in f for f in found), found
+
+
+def test_a_missing_environment_overlay_fails_to_render(repo: Path) -> None:
+    shutil.rmtree(repo / "k8s/overlays/production/release")
+    with pytest.raises(ConveyorError, match=r"kubectl kustomize .*production failed"):
+        check.render_all(repo, ["staging", "production"])
+
+
+def test_schema_folder_from_the_environment(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(validate.SCHEMA_ENV, str(repo / "nowhere"))
+    with pytest.raises(ConveyorError, match=r"CONVEYOR_SCHEMA_DIR = .* is not a folder"):
+        validate.schema_dir(repo)
+    monkeypatch.delenv(validate.SCHEMA_ENV)
+    assert validate.schema_dir(repo) == (None, ""), "no ../shared/schemas beside the scratch repo"
+
+
+def test_without_schemas_the_crd_stage_says_it_skipped(repo: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv(validate.SCHEMA_ENV, raising=False)
+    assert check._crd_stage(repo, []) == []
+    assert "CRD schemas: SKIPPED - no schema folder found; set CONVEYOR_SCHEMA_DIR" in capsys.readouterr().out
+
+
+def test_a_checkov_skip_needs_a_reason(repo: Path) -> None:
+    (repo / ".checkov.yaml").write_text("skip-check:\n  - CKV_K8S_8\n  # CKV_K8S_9 probes are set\n  - CKV_K8S_9\n")
+    assert policy.unexplained_skips(repo) == [
+        ".checkov.yaml skips CKV_K8S_8 without a comment line `# CKV_K8S_8 ...` giving the reason."
+    ]
+
+
+@pytest.mark.slow
+def test_the_whole_check_fails_on_a_privileged_api_and_names_every_problem(repo: Path) -> None:
+    """End to end with checkov: one contract drift and one policy breach, both named, exit 1."""
+    edit(repo / "k8s/base/deployment.yaml", "privileged: false", "privileged: true")
+    liveness = "livenessProbe:\n            httpGet:\n              path: "
+    edit(repo / "k8s/base/deployment.yaml", liveness + routes.HEALTH, liveness + "/alive")
+    env = os.environ | {policy.CHECKOV_ENV: str(ROOT / ".venv-checkov/bin/checkov")}
+    if not Path(env[policy.CHECKOV_ENV]).is_file():
+        pytest.fail("checkov is missing: `make manifests-check` creates .venv-checkov")
+    done = subprocess.run([CONVEYOR, "manifests", "check"], cwd=repo, capture_output=True, text=True, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "livenessProbe = /alive:http, expected /healthz" in out
+    assert re.search(r"CKV_K8S_16 .*privileged.* failed for .*Deployment\.conveyor-staging\.conveyor", out), out
+    assert "kustomize: ok" in out and "manifests check: FAILED" in out
