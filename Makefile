@@ -56,7 +56,7 @@ unit: install
 integration: install
 	pytest tests/integration
 
-test: lint manifests-check workflows-check
+test: lint data manifests-check workflows-check
 	pytest
 
 serve: install
