@@ -142,3 +142,19 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def serve_split(fetched_data: Path) -> tuple[Any, Any]:
+    """(train, holdout) of the real data, split as the pipeline splits it (serving tests)."""
+    from tests import serving
+
+    return serving.split(load_settings(ROOT / "params.yaml"), fetched_data)
+
+
+@pytest.fixture(scope="session")
+def serve_bundle(serve_split: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """models/ as the gate exports it, from a model fitted on the real training split (tests/serving.py)."""
+    from tests import serving
+
+    return serving.build(load_settings(ROOT / "params.yaml"), serve_split[0], tmp_path_factory.mktemp("serve"))

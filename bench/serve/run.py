@@ -1,0 +1,274 @@
+"""Serving benchmark, one run, side by side: single-record predict over HTTP with `wrk` (one thread, 1 and 32
+connections) against the Conveyor API, `mlflow models serve` of the same model folder, and the HTTP floor (a
+FastAPI endpoint that parses the body and returns a constant); then the in-process predict latency.
+
+From the repository root, with the bundle exported to models/ and `wrk` installed:
+    python bench/serve/run.py [--model-dir models] [--seconds 15]
+Every server runs one worker on loopback. Results go to bench/serve/results.json and a Markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conveyor.config import load_settings
+from conveyor.serve import loading, routes
+from conveyor.serve.schema import RequestSchema
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+CONNECTIONS = (1, 32)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answers(url: str, body: bytes | None = None) -> bool:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_until(check: Any, what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not become ready within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def targets(model_dir: Path, work: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each server: command, environment, predict URL, request body, readiness check."""
+    single = json.dumps(record).encode()
+    mlflow_body = json.dumps({"dataframe_records": [record]}).encode()
+    mlflow_env = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
+    specs = []
+    for name, env in (("mlflow", mlflow_env), ("mlflow, OMP_NUM_THREADS=1", {**mlflow_env, "OMP_NUM_THREADS": "1"})):
+        port = free_port()
+        command = [str(BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
+        specs.append(
+            {
+                "name": name,
+                "command": [*command, "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                "env": env,
+                "url": f"http://127.0.0.1:{port}/invocations",
+                "body": mlflow_body,
+                "ready": f"http://127.0.0.1:{port}/ping",
+            }
+        )
+    port = free_port()
+    specs.append(
+        {
+            "name": "conveyor",
+            "command": [str(BIN / "conveyor"), "serve", "--port", str(port)],
+            "env": {"MODEL_DIR": str(model_dir)},
+            "url": f"http://127.0.0.1:{port}{routes.PREDICT}",
+            "body": single,
+            "ready": f"http://127.0.0.1:{port}{routes.READY}",
+        }
+    )
+    port = free_port()
+    specs.append(
+        {
+            "name": "HTTP floor",
+            "command": [
+                *(str(BIN / "python"), "-m", "uvicorn", "--app-dir", str(HERE), "floor:app"),
+                *("--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"),
+            ],
+            "env": {},
+            "url": f"http://127.0.0.1:{port}{routes.PREDICT}",
+            "body": single,
+            "ready": None,
+        }
+    )
+    for spec in specs:
+        spec["body_file"] = work / f"{spec['name'].split(',')[0].replace(' ', '-')}.json"
+        spec["body_file"].write_bytes(spec["body"])
+    return specs
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * UNITS[unit]
+
+
+def wrk(url: str, body_file: Path, connections: int, seconds: int) -> dict[str, Any]:
+    """One wrk run: requests/s, p50 and p99 in ms, and any non-2xx answers or socket errors."""
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "--latency",
+            "-s",
+            str(HERE / "post.lua"),
+            url,
+        ],
+        env=os.environ | {"BODY_FILE": str(body_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.MULTILINE))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "connections": connections,
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(percentiles["50"]),
+        "p99_ms": _ms(percentiles["99"]),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def in_process(model_dir: Path, record: dict[str, Any], calls: int) -> dict[str, Any]:
+    """Single-record predict latency in this process: the fast path, the whole request path minus HTTP
+    (validate, predict, label), and the scikit-learn Pipeline for reference."""
+    settings = load_settings()
+    loaded = loading.load(model_dir, settings)
+    schema = RequestSchema(settings)
+
+    def handler() -> None:
+        records, _ = schema.validate(record)
+        loaded.policy.labels(records, loaded.predictor.proba(records))
+
+    cases = {
+        f"{loaded.predictor.name} path: proba": (lambda: loaded.predictor.proba([record]), calls),
+        f"{loaded.predictor.name} path: validate + proba + label": (handler, calls),
+        "scikit-learn Pipeline: predict_proba": (lambda: loaded.reference.proba([record]), calls // 10),
+    }
+    out = {}
+    for name, (call, count) in cases.items():
+        for _ in range(count // 10):
+            call()
+        times = []
+        for _ in range(count):
+            started = time.perf_counter_ns()
+            call()
+            times.append(time.perf_counter_ns() - started)
+        micros = np.array(times) / 1e3
+        out[name] = {
+            "calls": count,
+            "p50_us": round(float(np.percentile(micros, 50)), 1),
+            "p99_us": round(float(np.percentile(micros, 99)), 1),
+        }
+    return out
+
+
+def goals(http: list[dict[str, Any]], inproc: dict[str, Any]) -> dict[str, Any]:
+    at32 = {r["target"]: r for r in http if r["connections"] == 32}
+    ours, floor = at32["conveyor"], at32["HTTP floor"]
+    mlflow = max((r for name, r in at32.items() if name.startswith("mlflow")), key=lambda r: r["requests_per_s"])
+    fast = next(v for k, v in inproc.items() if k.endswith(": proba"))
+    return {
+        "throughput vs best MLflow (>= 5x)": round(ours["requests_per_s"] / mlflow["requests_per_s"], 1),
+        "p99 vs best MLflow (<= 0.2)": round(ours["p99_ms"] / mlflow["p99_ms"], 3),
+        "throughput vs HTTP floor (>= 0.6)": round(ours["requests_per_s"] / floor["requests_per_s"], 2),
+        "in-process single-record p99 (<= 1000 us)": fast["p99_us"],
+    }
+
+
+def table(http: list[dict[str, Any]]) -> str:
+    lines = [
+        "| server | connections | requests/s | p50 ms | p99 ms | non-2xx | load avg |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(http, key=lambda r: (r["connections"], r["target"])):
+        lines.append(
+            f"| {r['target']} | {r['connections']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | {r['non_2xx'] + r['socket_errors']} | {r['load_average_1m']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument("--seconds", type=int, default=15, help="length of each measured wrk run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of load before each measured run")
+    parser.add_argument("--calls", type=int, default=20000, help="in-process calls per fast-path case")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    model_dir = args.model_dir.resolve()
+    record = loading.probe_records(load_settings(), rows=1, seed=7)[0]
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        work = Path(tmp)
+        specs = targets(model_dir, work, record)
+        servers = []
+        try:
+            for spec in specs:
+                log = (work / f"{len(servers)}.log").open("w")
+                servers.append(
+                    subprocess.Popen(
+                        spec["command"], env=os.environ | spec["env"], stdout=log, stderr=log, start_new_session=True
+                    )
+                )
+            for spec in specs:
+                check = spec["ready"]
+                wait_until(
+                    (lambda s=spec: answers(s["ready"])) if check else (lambda s=spec: answers(s["url"], s["body"])),
+                    spec["name"],
+                )
+                if not answers(spec["url"], spec["body"]):
+                    raise SystemExit(f"{spec['name']}: the predict request is refused")
+            http = []
+            for connections in CONNECTIONS:
+                for spec in specs:
+                    wrk(spec["url"], spec["body_file"], 32, args.warmup)
+                    result = wrk(spec["url"], spec["body_file"], connections, args.seconds)
+                    http.append({"target": spec["name"], **result})
+                    print(
+                        f"{spec['name']:>28} c={connections:<3} {result['requests_per_s']:>9,.0f} req/s  p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms",
+                        flush=True,
+                    )
+        finally:
+            for server in servers:  # each server and the workers it spawned: the group it leads
+                os.killpg(server.pid, signal.SIGTERM)
+            for server in servers:
+                server.wait(timeout=60)
+    inproc = in_process(model_dir, record, args.calls)
+    report = {
+        "cpus": os.cpu_count(),
+        "seconds_per_run": args.seconds,
+        "http": http,
+        "in_process": inproc,
+        "goals": goals(http, inproc),
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(http))
+    print(json.dumps({"in_process": inproc, "goals": report["goals"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

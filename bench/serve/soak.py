@@ -1,0 +1,270 @@
+"""Soak: mixed valid and invalid predict traffic on loopback at N connections for S seconds, against a
+`conveyor serve` this script starts. It passes when no answer is a 5xx (as the client saw it and as the server's
+own metrics count it), every valid request gets a 200 with one prediction per record, every invalid request gets
+its expected 4xx, and the server's resident memory grows by at most --max-growth from the end of the warm-up to
+the end of the run.
+
+From the repository root, with the bundle exported to models/:
+    python bench/serve/soak.py [--model-dir models] [--seconds 60] [--connections 32] [--warmup 10]
+Prints a JSON report; exits 1 when a criterion fails. The client is plain asyncio (no dependencies)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.config import Settings, load_settings
+from conveyor.serve import loading, routes
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Case:
+    name: str
+    body: bytes
+    status: int  # expected
+    records: int = 0  # predictions expected in a 200; 0 for invalid requests
+    single: bool = False
+    sent: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    transport_errors: int = 0
+
+
+def cases(settings: Settings) -> list[Case]:
+    """The traffic mix, made from params.yaml: 12 valid requests (10 single, 2 batches) in every 22."""
+    probe = loading.probe_records(settings, rows=64, seed=11)
+    number = next(n for n, f in settings.data.features.items() if f.type != "category")
+    category = settings.data.categorical[0]
+    record = probe[0]
+    unknown_status = 422 if settings.serve.unknown_category == "reject" else 200
+    cap = settings.serve.max_batch_records
+    nan_body = json.dumps({**record, number: 0}).replace(f'"{number}": 0', f'"{number}": NaN').encode()
+    mix = [Case(f"valid single {i}", json.dumps(r).encode(), 200, 1, True) for i, r in enumerate(probe[:10])]
+    mix += [Case("valid batch of 20", json.dumps(probe[:20]).encode(), 200, 20)]
+    mix += [Case(f"valid batch of {cap}", json.dumps((probe * (cap // len(probe) + 1))[:cap]).encode(), 200, cap)]
+    mix += [
+        Case("wrong type", json.dumps({**record, number: "many"}).encode(), 422),
+        Case("out of range", json.dumps({**record, number: -(10**9)}).encode(), 422),
+        Case("NaN", nan_body, 422),
+        Case(
+            "unknown category",
+            json.dumps({**record, category: "Atlantis"}).encode(),
+            unknown_status,
+            records=int(unknown_status == 200),
+            single=True,
+        ),
+        Case("missing field", json.dumps({k: v for k, v in record.items() if k != number}).encode(), 422),
+        Case("extra field", json.dumps({**record, "zodiac": "Leo"}).encode(), 422),
+        Case("malformed JSON", b'{"' + number.encode() + b'": ', 400),
+        Case("empty batch", b"[]", 422),
+        Case("batch too large", json.dumps([record] * (cap + 1)).encode(), 422),
+        Case("body too large", b" " * (settings.serve.max_body_bytes + 1), 413),
+    ]
+    return mix
+
+
+def _request(body: bytes) -> bytes:
+    head = f"POST {routes.PREDICT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, whether the server will close the connection)."""
+    status = int((await reader.readuntil(b"\r\n")).split(b" ", 2)[1])
+    length, closing = 0, False
+    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "connection" and value.strip().lower() == "close":
+            closing = True
+    return status, await reader.readexactly(length), closing
+
+
+def _valid_answer(case: Case, body: bytes) -> bool:
+    try:
+        answer = json.loads(body)
+        predictions = [answer] if case.single else answer["predictions"]
+        return len(predictions) == case.records and all(0 <= p["probability"] <= 1 for p in predictions)
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+async def _connection(port: int, mix: list[Case], offset: int, deadline: float, tally: dict[str, int]) -> None:
+    order = itertools.islice(itertools.cycle(mix), offset, None)
+    reader = writer = None
+    while time.monotonic() < deadline:
+        case = next(order)
+        case.sent += 1
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_request(case.body))
+            await writer.drain()
+            status, body, closing = await _response(reader)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            case.transport_errors += 1
+            tally["failed_valid" if case.status == 200 else "wrong_invalid"] += 1
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+            continue
+        case.statuses[status] = case.statuses.get(status, 0) + 1
+        tally["five_xx"] += status >= 500
+        if case.status == 200:
+            tally["failed_valid"] += status != 200 or not _valid_answer(case, body)
+        else:
+            tally["wrong_invalid"] += status != case.status
+        if closing:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+def rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1)) * 1024
+
+
+async def _sample_rss(pid: int, deadline: float, samples: list[tuple[float, int]]) -> None:
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        samples.append((time.monotonic() - started, rss_bytes(pid)))
+        await asyncio.sleep(1.0)
+    samples.append((time.monotonic() - started, rss_bytes(pid)))
+
+
+async def drive(port: int, pid: int, mix: list[Case], seconds: float, connections: int) -> dict[str, Any]:
+    tally = {"five_xx": 0, "failed_valid": 0, "wrong_invalid": 0}
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    await asyncio.gather(
+        _sample_rss(pid, deadline, samples),
+        *(_connection(port, mix, i * 5, deadline, tally) for i in range(connections)),
+    )
+    return {"elapsed": time.monotonic() - started, "samples": samples, **tally}
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError:
+        return 0, ""
+
+
+def server_5xx(port: int) -> float:
+    """5xx answers to predict requests as the server itself counted them (its Prometheus metrics). /readyz
+    answers 503 by design until the model is loaded, so it is not counted here."""
+    _, text = _get(f"http://127.0.0.1:{port}{routes.METRICS}")
+    samples = re.findall(r"^conveyor_http_requests_total\{([^}]*)\} (\S+)$", text, re.MULTILINE)
+    route = f'route="{routes.PREDICT}"'
+    return sum(float(value) for labels, value in samples if route in labels and re.search(r'status="5\d\d"', labels))
+
+
+def soak(args: argparse.Namespace) -> dict[str, Any]:
+    settings = load_settings()
+    mix = cases(settings)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = os.environ | {"MODEL_DIR": str(args.model_dir)}
+    log = args.server_log.open("w") if args.server_log else subprocess.DEVNULL
+    server = subprocess.Popen(
+        [str(BIN / "conveyor"), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while _get(f"http://127.0.0.1:{port}{routes.READY}")[0] != 200:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not become ready")
+            time.sleep(0.5)
+        rss_ready = rss_bytes(server.pid)
+        run = asyncio.run(drive(port, server.pid, mix, args.seconds, args.connections))
+        health = _get(f"http://127.0.0.1:{port}{routes.HEALTH}")[0]
+        counted_5xx = server_5xx(port)
+        if args.server_log:
+            args.server_log.with_suffix(".metrics").write_text(_get(f"http://127.0.0.1:{port}{routes.METRICS}")[1])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    baseline = next(rss for t, rss in run["samples"] if t >= min(args.warmup, args.seconds / 2))
+    end = run["samples"][-1][1]
+    growth = (end - baseline) / baseline
+    sent = sum(c.sent for c in mix)
+    failures = []
+    if run["five_xx"] or counted_5xx:
+        failures.append(f"{run['five_xx']} 5xx answers seen, {counted_5xx:.0f} counted by the server")
+    if run["failed_valid"]:
+        failures.append(f"{run['failed_valid']} valid requests failed")
+    if run["wrong_invalid"]:
+        failures.append(f"{run['wrong_invalid']} invalid requests got another status than expected")
+    if growth > args.max_growth:
+        failures.append(f"RSS grew {growth:.1%} after the warm-up > {args.max_growth:.0%}")
+    if health != 200:
+        failures.append(f"/healthz answered {health} after the run")
+    mb = 1 / 2**20
+    return {
+        "passed": not failures,
+        "failures": failures,
+        "seconds": round(run["elapsed"], 1),
+        "connections": args.connections,
+        "requests": sent,
+        "requests_per_s": round(sent / run["elapsed"]),
+        "valid_requests": sum(c.sent for c in mix if c.status == 200),
+        "five_xx": run["five_xx"],
+        "server_counted_5xx": counted_5xx,
+        "failed_valid": run["failed_valid"],
+        "wrong_invalid": run["wrong_invalid"],
+        "rss_mb": {
+            "ready": round(rss_ready * mb, 1),
+            "after_warmup": round(baseline * mb, 1),
+            "end": round(end * mb, 1),
+            "max": round(max(r for _, r in run["samples"]) * mb, 1),
+        },
+        "rss_growth_after_warmup": round(growth, 4),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cases": {c.name: {"sent": c.sent, "expected": c.status, "statuses": c.statuses} for c in mix},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=10, help="seconds of traffic before the RSS baseline")
+    parser.add_argument("--max-growth", type=float, default=0.10, help="allowed RSS growth after the warm-up")
+    parser.add_argument("--server-log", type=Path, default=None, help="write the server's output here")
+    args = parser.parse_args()
+    args.model_dir = args.model_dir.resolve()
+    report = soak(args)
+    print(json.dumps(report, indent=2))
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

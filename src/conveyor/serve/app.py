@@ -1,0 +1,213 @@
+"""The model API: FastAPI on one uvicorn process. `conveyor serve` runs it; docs/serving.md describes it.
+
+The model loads in a background thread, so /healthz answers at once and /readyz turns 200 only once the model
+is loaded, checked and warmed. A model that cannot be loaded leaves /readyz at 503 for good, with one log line
+saying why: a pod that never becomes ready is never sent traffic, and never answers wrongly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
+
+from conveyor.config import Settings
+from conveyor.errors import ConveyorError
+from conveyor.paths import MODELS
+from conveyor.serve import loading, routes
+from conveyor.serve.loading import LoadedModel
+from conveyor.serve.metrics import Instrumented, Metrics
+from conveyor.serve.schema import (
+    ABSENT,
+    BadRequest,
+    BatchPrediction,
+    ErrorResponse,
+    Problem,
+    RequestSchema,
+    SinglePrediction,
+    parse,
+)
+
+MODEL_DIR_ENV = "MODEL_DIR"
+RECORD_REF = "#/components/schemas/Record"
+JSON = "application/json"
+
+log = logging.getLogger("conveyor.serve")
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type=JSON)
+
+
+class _State:
+    def __init__(self) -> None:
+        self.model: LoadedModel | None = None
+        self.error: str | None = None
+
+    def not_ready(self) -> Response:
+        reason = self.error or "the model is still loading"
+        return _json({"error": f"the model is not ready: {reason}"}, 503)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it exceeds `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadRequest(413, [Problem("body", ABSENT, f"at most {limit} bytes", f"has {declared} bytes")])
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, [Problem("body", ABSENT, f"at most {limit} bytes", f"has more than {limit} bytes")])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: Settings, model_dir: Path | None = None, model: LoadedModel | None = None) -> FastAPI:
+    """The API for the bundle in `model_dir` (default $MODEL_DIR, else models/), or for an already loaded
+    `model` (tests)."""
+    folder = model_dir or Path(os.environ.get(MODEL_DIR_ENV) or MODELS)
+    schema = RequestSchema(settings)
+    metrics = Metrics(routes.ALL)
+    state = _State()
+    limit = settings.serve.max_body_bytes
+
+    def serve_model(loaded: LoadedModel) -> None:
+        metrics.model_loaded(loaded.metadata)
+        state.model = loaded
+        log.info(
+            "model v%s ready in %.2f s (%s path) from %s",
+            loaded.version,
+            loaded.load_seconds,
+            loaded.predictor.name,
+            folder,
+        )
+
+    def load_in_background() -> None:
+        try:
+            serve_model(loading.load(folder, settings))
+        except ConveyorError as exc:
+            state.error = str(exc)
+        except Exception as exc:  # whatever breaks, the process stays up, unready, and says why once
+            state.error = f"{folder}: loading failed ({exc.__class__.__name__}: {exc})."
+        if state.error:
+            log.error("model not loaded, /readyz stays 503: %s", state.error)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if model is not None:
+            serve_model(model)
+        else:
+            threading.Thread(target=load_in_background, name="model-loader", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="Conveyor model API",
+        description="Predictions of the model the pipeline gated. The request schema comes from params.yaml.",
+        version="1",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.add_middleware(Instrumented, metrics=metrics)
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(_: Request, exc: BadRequest) -> Response:
+        return _json(exc.body(), exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return _json({"error": f"{request.method} {request.url.path}: {exc.detail}."}, exc.status_code)
+
+    @app.get(routes.HEALTH, summary="The process is alive")
+    async def health() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get(routes.READY, summary="The model is loaded and warmed", responses={503: {"model": ErrorResponse}})
+    async def ready() -> Response:
+        if state.model is None:
+            return state.not_ready()
+        return _json({"status": "ready", "model_version": state.model.version})
+
+    @app.get(routes.METRICS, summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.get(routes.MODEL, summary="The model: version, provenance, metrics, feature schema")
+    async def describe() -> Response:
+        loaded = state.model
+        if loaded is None:
+            return state.not_ready()
+        return _json(
+            {
+                **loaded.metadata,
+                "decision": asdict(loaded.decision),
+                "predictor": loaded.predictor.name,
+                "limits": {
+                    "max_batch_records": settings.serve.max_batch_records,
+                    "max_body_bytes": limit,
+                    "unknown_category": settings.serve.unknown_category,
+                },
+            }
+        )
+
+    @app.post(
+        routes.PREDICT,
+        summary="Predict one record (a JSON object) or a batch (an array of objects)",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {JSON: {"schema": schema.body_schema(RECORD_REF)}}}
+        },
+        responses={
+            200: {"model": SinglePrediction | BatchPrediction, "description": "an object for one record"},
+            400: {"model": ErrorResponse, "description": "the body is not JSON"},
+            413: {"model": ErrorResponse, "description": "the body is too large"},
+            422: {"model": ErrorResponse, "description": "a field, value or batch size is invalid"},
+            503: {"model": ErrorResponse, "description": "the model is not ready"},
+        },
+    )
+    async def predict(request: Request) -> Response:
+        loaded = state.model
+        if loaded is None:
+            return state.not_ready()
+        records, single = schema.validate(parse(await _read_body(request, limit)))
+        proba = loaded.predictor.proba(records)
+        labels = loaded.policy.labels(records, proba)
+        scores = proba.tolist()
+        metrics.observe_scores(scores)
+        if single:
+            return _json({"probability": scores[0], "label": int(labels[0]), "model_version": loaded.version})
+        predictions = [{"probability": p, "label": label} for p, label in zip(scores, labels.tolist(), strict=True)]
+        return _json({"model_version": loaded.version, "predictions": predictions})
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components["Record"] = schema.record_schema(RECORD_REF.replace("Record", "{model}"))
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> None:
+    """Run the API in this process (one worker: the model is in memory once, the metrics are in one place)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port or settings.serve.port,
+        access_log=False,
+        server_header=False,
+        log_level="info",
+    )

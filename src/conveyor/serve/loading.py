@@ -1,0 +1,181 @@
+"""Load the exported bundle safely: skops with the trusted types params.yaml lists, the decision policy, and
+the metadata, each checked against the settings. Any problem is one ConveyorError sentence; the app then stays
+unready rather than answer with a model it cannot vouch for."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from conveyor import model
+from conveyor.config import Settings
+from conveyor.decision import DECISION_FILE, Decision
+from conveyor.errors import ConveyorError
+from conveyor.paths import EXPORTED_METADATA
+from conveyor.serve import fast
+from conveyor.serve.reference import PipelinePredictor, Record
+
+log = logging.getLogger("conveyor.serve")
+
+METADATA_FILE = EXPORTED_METADATA.name
+REQUIRED_METADATA = ("version", "git_commit", "data_version", "metrics", "features")
+PROBE_ROWS = 256
+WARM_UP_CALLS = 200
+
+
+class Predictor(Protocol):
+    name: str
+
+    def proba(self, records: Sequence[Record]) -> np.ndarray: ...
+
+
+class Policy:
+    """`Decision.labels` for records instead of a DataFrame: the same thresholds, no pandas."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+
+    def labels(self, records: Sequence[Record], proba: np.ndarray) -> np.ndarray:
+        d = self.decision
+        if not d.group_feature:
+            return (proba >= d.threshold).astype(np.int64)
+        limits = [d.group_thresholds.get(r[d.group_feature], d.threshold) for r in records]
+        return (proba >= np.array(limits, dtype=np.float64)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    metadata: dict[str, Any]
+    decision: Decision
+    policy: Policy
+    predictor: Predictor
+    reference: PipelinePredictor
+    load_seconds: float
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+
+def _metadata(folder: Path, settings: Settings) -> dict[str, Any]:
+    path = folder / METADATA_FILE
+    try:
+        metadata = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConveyorError(f"{path}: missing; expected the bundle `conveyor gate` exports.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConveyorError(f"{path}: not valid JSON ({exc}).") from None
+    if not isinstance(metadata, dict):
+        raise ConveyorError(f"{path}: expected a JSON object, got {type(metadata).__name__}.")
+    for key in REQUIRED_METADATA:
+        if key not in metadata:
+            raise ConveyorError(f"{path}: the key {key!r} is missing.")
+    expected = {name: f.model_dump() for name, f in settings.data.features.items()}
+    for name in sorted(set(expected) | set(metadata["features"])):
+        found = metadata["features"].get(name)
+        if found != expected.get(name):
+            raise ConveyorError(
+                f"{path}: feature {name!r} = {found} differs from params.yaml ({expected.get(name)}); "
+                "the model was trained on another feature schema."
+            )
+    return metadata
+
+
+def _decision(folder: Path, settings: Settings) -> Decision:
+    path = folder / DECISION_FILE
+    try:
+        decision = Decision.load(folder)
+    except FileNotFoundError:
+        raise ConveyorError(f"{path}: missing; expected the decision policy saved with the model.") from None
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ConveyorError(f"{path}: not a decision policy ({exc}).") from None
+    if not 0 < decision.threshold < 1:
+        raise ConveyorError(f"{path}: threshold = {decision.threshold} is invalid: expected a number in (0, 1).")
+    if decision.group_feature and decision.group_feature not in settings.data.categorical:
+        raise ConveyorError(
+            f"{path}: group_feature = {decision.group_feature!r} is invalid: expected a categorical feature."
+        )
+    return decision
+
+
+def probe_records(settings: Settings, rows: int = PROBE_ROWS, seed: int = 0) -> list[Record]:
+    """Valid records covering every category (and missing, where allowed) and both ends of each range."""
+    rng = np.random.default_rng(seed)
+    records: list[Record] = [{} for _ in range(rows)]
+    for name, feature in settings.data.features.items():
+        if feature.type == "category":
+            anchors: list[Any] = [*feature.values] + ([None] if feature.max_null_fraction > 0 else [])
+            column = [anchors[int(i)] for i in rng.integers(len(anchors), size=rows)]
+        elif feature.type == "int":
+            anchors = [int(feature.min), int(feature.max)]
+            column = [int(v) for v in rng.integers(anchors[0], anchors[1], endpoint=True, size=rows)]
+        else:
+            anchors = [feature.min, feature.max]
+            column = [float(v) for v in rng.uniform(feature.min, feature.max, size=rows)]
+        column[: len(anchors)] = anchors[:rows]
+        for record, value in zip(records, column, strict=True):
+            record[name] = value
+    return records
+
+
+def _choose_predictor(pipeline: Any, reference: PipelinePredictor, settings: Settings) -> Predictor:
+    """The fast path if it compiles and equals the Pipeline on the probe records, else the Pipeline."""
+    try:
+        candidate = fast.compile_pipeline(pipeline, settings.data.features)
+    except fast.Unsupported as exc:
+        log.warning("serving with the scikit-learn Pipeline: the fast path does not apply (%s)", exc)
+        return reference
+    probe = probe_records(settings)
+    expected = reference.proba(probe)
+    one_by_one = np.concatenate([candidate.proba([record]) for record in probe])
+    for got in (one_by_one, candidate.proba(probe)):  # the one-row and the batch code paths
+        if not np.array_equal(got, expected):
+            log.warning(
+                "serving with the scikit-learn Pipeline: the fast path differs by up to %.3g on probe records",
+                float(np.max(np.abs(got - expected))),
+            )
+            return reference
+    return candidate
+
+
+def load(folder: Path, settings: Settings) -> LoadedModel:
+    """Read, check, compile and warm the model in `folder`; ConveyorError with one sentence on any problem."""
+    started = time.perf_counter()
+    if not folder.is_dir():
+        raise ConveyorError(f"{folder}: the model directory does not exist; set MODEL_DIR to the exported bundle.")
+    metadata = _metadata(folder, settings)
+    decision = _decision(folder, settings)
+    pipeline = model.load(folder, settings)
+    reference = PipelinePredictor(pipeline, settings.data.features)
+    probe = probe_records(settings, rows=8)
+    try:
+        classes = [int(c) for c in pipeline.classes_]
+        sample = reference.proba(probe)
+    except Exception as exc:  # a file that loads but does not predict is as corrupt as one that does not load
+        raise ConveyorError(
+            f"{folder / model.MODEL_FILE}: the model cannot predict ({exc.__class__.__name__}: {exc})."
+        ) from None
+    if classes != [0, 1] or sample.shape != (len(probe),) or not np.all((sample >= 0) & (sample <= 1)):
+        raise ConveyorError(
+            f"{folder / model.MODEL_FILE}: classes = {classes} is invalid: expected a binary classifier of [0, 1] "
+            "returning probabilities."
+        )
+    predictor = _choose_predictor(pipeline, reference, settings)
+    for i in range(WARM_UP_CALLS):
+        predictor.proba(probe[i % len(probe) : i % len(probe) + 1])
+    predictor.proba(probe_records(settings, rows=fast.SMALL_BATCH + 1))
+    return LoadedModel(
+        metadata=metadata,
+        decision=decision,
+        policy=Policy(decision),
+        predictor=predictor,
+        reference=reference,
+        load_seconds=time.perf_counter() - started,
+    )

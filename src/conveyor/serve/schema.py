@@ -1,0 +1,211 @@
+"""The request schema, built from the features in params.yaml (types, ranges, allowed categories), and the
+translation of every way a request can be wrong into a 4xx that names the field, the value and what was
+expected."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from conveyor.config import CategoryFeature, Feature, Settings
+from conveyor.errors import ConveyorError
+
+Record = dict[str, Any]
+MAX_PROBLEMS = 20  # problems listed in one response; the count says how many there were
+
+
+class _Absent:
+    """The value of a problem that has none to show (a missing field, a body too large to quote)."""
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    value: Any
+    expected: str
+    verdict: str = "is invalid"
+
+    def sentence(self) -> str:
+        shown = "" if self.value is ABSENT else f" = {show(self.value)}"
+        return f"{self.field}{shown} {self.verdict}: expected {self.expected}."
+
+
+class BadRequest(ConveyorError):
+    """A request the API refuses: an HTTP status and the problems found, the first one as the message."""
+
+    def __init__(self, status: int, problems: list[Problem]) -> None:
+        self.status = status
+        self.problems = problems
+        extra = f" ({len(problems) - 1} more problems listed)" if len(problems) > 1 else ""
+        super().__init__(problems[0].sentence()[:-1] + extra + ".")
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": str(self),
+            "problems": [
+                {
+                    "field": p.field,
+                    "value": None if p.value is ABSENT else show(p.value),
+                    "expected": p.expected,
+                }
+                for p in self.problems[:MAX_PROBLEMS]
+            ],
+            "problem_count": len(self.problems),
+        }
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """A value as the client sent it (JSON spelling), cut to `limit` characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    elif isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+    else:
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:
+            text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 37.0 is accepted for an integer feature; 37.5, "37" and true are not."""
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+def _number(feature: Feature) -> Any:
+    if feature.type == "int":
+        low, high = math.ceil(feature.min), math.floor(feature.max)
+        return Annotated[int, Field(strict=True, ge=low, le=high), BeforeValidator(_integral)]
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=feature.min, le=feature.max)]
+
+
+def _category(feature: CategoryFeature, policy: str) -> Any:
+    if policy == "reject":
+        return Literal[tuple(feature.values)]
+    return Annotated[
+        str,
+        Field(
+            strict=True,
+            description="Known values: " + ", ".join(feature.values) + ". Any other value is treated as missing.",
+            json_schema_extra={"x-known-values": list(feature.values)},
+        ),
+    ]
+
+
+def expectation(feature: Feature, policy: str) -> str:
+    """What a valid value of this feature looks like, in words."""
+    if feature.type == "category":
+        if policy == "reject":
+            text = "one of " + ", ".join(repr(v) for v in feature.values)
+        else:
+            text = "a string (unknown categories are treated as missing)"
+    elif feature.type == "int":
+        text = f"an integer from {math.ceil(feature.min)} to {math.floor(feature.max)}"
+    else:
+        text = f"a finite number from {feature.min:g} to {feature.max:g}"
+    return text + (" or null" if feature.max_null_fraction > 0 else "")
+
+
+class RequestSchema:
+    """Validates parsed JSON bodies: one record (an object) or a batch (an array of objects)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.features = settings.data.features
+        self.policy = settings.serve.unknown_category
+        self.max_batch = settings.serve.max_batch_records
+        fields: dict[str, Any] = {}
+        for name, feature in self.features.items():
+            kind = _number(feature) if feature.type != "category" else _category(feature, self.policy)
+            fields[name] = kind | None if feature.max_null_fraction > 0 else kind
+        record = TypedDict("Record", fields)  # type: ignore[misc]
+        record.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+        self._one = TypeAdapter(record)
+        self._many = TypeAdapter(list[record])  # type: ignore[valid-type]
+        self.expected = {name: expectation(f, self.policy) for name, f in self.features.items()}
+
+    def record_schema(self, ref_template: str) -> dict[str, Any]:
+        return self._one.json_schema(ref_template=ref_template)
+
+    def body_schema(self, record_ref: str) -> dict[str, Any]:
+        return {
+            "oneOf": [
+                {"$ref": record_ref},
+                {"type": "array", "items": {"$ref": record_ref}, "minItems": 1, "maxItems": self.max_batch},
+            ]
+        }
+
+    def validate(self, payload: Any) -> tuple[list[Record], bool]:
+        """(records, whether the body was a single record); BadRequest naming every problem found."""
+        try:
+            if isinstance(payload, dict):
+                return [self._one.validate_python(payload)], True
+            if isinstance(payload, list) and 0 < len(payload) <= self.max_batch:
+                return self._many.validate_python(payload), False
+        except ValidationError as exc:
+            raise BadRequest(422, [self._problem(e, isinstance(payload, list)) for e in exc.errors()]) from None
+        if isinstance(payload, list):
+            verdict = f"is an array of {len(payload)} records"
+            raise BadRequest(422, [Problem("body", ABSENT, f"1 to {self.max_batch} records", verdict)])
+        expected = f"a JSON object (one record) or an array of 1 to {self.max_batch} records"
+        raise BadRequest(422, [Problem("body", payload, expected)])
+
+    def _problem(self, error: Any, batch: bool) -> Problem:
+        loc = list(error["loc"])
+        prefix = f"records[{loc.pop(0)}]" if batch else "record"
+        if not loc:
+            return Problem(prefix, error.get("input"), "a JSON object of features")
+        name = str(loc[0])
+        field = f"{prefix}.{name}"
+        if error["type"] == "missing":
+            return Problem(field, ABSENT, self.expected[name], "is missing")
+        if error["type"] == "extra_forbidden":
+            return Problem(field, error.get("input"), "only the features " + ", ".join(self.features), "is unknown")
+        return Problem(field, error.get("input"), self.expected[name])
+
+
+def parse(body: bytes) -> Any:
+    """JSON -> Python. NaN and Infinity are not JSON, but a body using them is parsed leniently so that the
+    422 can name the field that holds them."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise BadRequest(400, [Problem("body", body[:40], f"valid JSON (parse error: {exc})")]) from None
+
+
+class Prediction(BaseModel):
+    probability: float = Field(description="probability of the positive label")
+    label: Literal[0, 1] = Field(description="1 when the probability reaches the decision threshold")
+
+
+class SinglePrediction(Prediction):
+    model_version: str
+
+
+class BatchPrediction(BaseModel):
+    model_version: str
+    predictions: list[Prediction]
+
+
+class ProblemDetail(BaseModel):
+    field: str
+    value: str | None = Field(description="the value as sent (JSON), null when there is none")
+    expected: str
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="one sentence naming the field, the value and what was expected")
+    problems: list[ProblemDetail] = []
+    problem_count: int = 0
