@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
-COPIED = ("params.yaml", "Dockerfile", ".checkov.yaml", "k8s/base", "k8s/overlays", "argocd")
+COPIED = ("params.yaml", "Dockerfile", ".checkov.yaml", "k8s/base", "k8s/overlays", "k8s/argo-workflows", "argocd")
 
 
 @pytest.fixture
@@ -31,6 +31,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     for item in COPIED:
         source = ROOT / item
+        if not source.exists():
+            continue
         (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
     monkeypatch.chdir(root)
     return root
@@ -52,7 +54,7 @@ def problems(root: Path, settings: Settings | None = None) -> list[str]:
     if folder is not None:
         found += validate.validate_crds(sources, folder)[0]
     found += [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
-    found += contract.argocd([d for s in others for d in s.docs], rendered, settings)
+    found += contract.argocd([d for s in others for d in s.docs], check.synced_trees(rendered, others), settings)
     return found + contract.dockerfile(root / "Dockerfile", settings)
 
 
@@ -86,6 +88,14 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
         "k8s/base/analysistemplate.yaml", 'value: "0.01"', 'value: "0.05"',
         "arg max-error-ratio = '0.05', expected params.yaml deploy.canary.max_error_ratio = 0.01",
     ),
+    "series label": (
+        "k8s/base/analysistemplate.yaml", 'status=~"5.."', 'code=~"5.."',
+        "conveyor_http_requests_total has no label ['code'] in the app's metrics",
+    ),
+    "series name": (
+        "k8s/base/analysistemplate.yaml", "count(conveyor_model_info{", "count(conveyor_model_version{",
+        "the canary analysis queries conveyor_model_version, which the app does not expose",
+    ),
     "metrics path": (
         "k8s/base/servicemonitor.yaml", f"path: {routes.METRICS}", "path: /prometheus",
         f"ServiceMonitor scrapes /prometheus on http, expected {routes.METRICS} on http",
@@ -108,7 +118,11 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
     ),
     "project kinds": (
         "argocd/project.yaml", "    - group: policy\n      kind: PodDisruptionBudget\n", "",
-        "argocd/project.yaml does not allow PodDisruptionBudget (policy)",
+        "AppProject/conveyor does not allow PodDisruptionBudget (policy), which k8s/overlays/staging renders",
+    ),
+    "project destinations": (
+        "argocd/project.yaml", "      namespace: conveyor-pipeline\n", "      namespace: pipelines\n",
+        "Application/conveyor-pipeline deploys into 'conveyor-pipeline', which AppProject/conveyor does not allow",
     ),
     "dispatch payload": (
         "argocd/notifications.yaml", '"reason": "rollout aborted", ', "",

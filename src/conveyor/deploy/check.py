@@ -59,6 +59,13 @@ def render_all(root: Path, environments: list[str]) -> tuple[dict[str, validate.
     return rendered, others
 
 
+def synced_trees(rendered: dict[str, validate.Source], others: list[validate.Source]) -> dict[str, list[validate.Doc]]:
+    """What each path an Application may sync renders, keyed as the Application names it (source.path)."""
+    trees = {str(OVERLAYS / env): source.docs for env, source in rendered.items()}
+    trees[str(WORKFLOWS)] = [d for s in others if Path(s.name).is_relative_to(WORKFLOWS) for d in s.docs]
+    return trees
+
+
 def main(args: argparse.Namespace) -> int:
     root = Path.cwd()
     settings = load_settings(args.params)
@@ -85,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
 
     def app() -> tuple[list[str], str]:
         found = [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
-        found += contract.argocd([d for s in others for d in s.docs], rendered, settings)
+        found += contract.argocd([d for s in others for d in s.docs], synced_trees(rendered, others), settings)
         found += contract.dockerfile(root / policy.DOCKERFILE, settings)
         return found, "ports, probes, env, series, SLOs, digests, Dockerfile, Argo CD apps and notifications"
 

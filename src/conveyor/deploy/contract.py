@@ -27,11 +27,16 @@ SERIES = (
     "conveyor_model_info",
     "conveyor_prediction_score_sum",
 )
+SELECTOR = re.compile(r"\b(conveyor_\w+)(?:\{([^}]*)\})?")
+LABEL = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
+# Labels Prometheus adds when it scrapes (the ServiceMonitor's target labels), not the app.
+SCRAPE_LABELS = {"namespace", "pod", "service", "job", "instance", "endpoint", "rollouts_pod_template_hash"}
 SLO_ARGS = {
     "max-error-ratio": "max_error_ratio",
     "max-p95-latency-ms": "max_p95_latency_ms",
     "max-score-shift": "max_score_shift",
 }
+PROJECT = "conveyor"
 SUBSCRIBE = "notifications.argoproj.io/subscribe."
 TRIGGERS = ("conveyor-on-health-degraded", "conveyor-on-sync-failed", "conveyor-on-rollout-aborted")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -159,8 +164,33 @@ def _analysis(where: str, source: Source, settings: Settings) -> Iterator[str]:
     for series in SERIES:
         if series not in queries:
             yield f"{where}: the canary analysis never queries {series}."
+    exposed = exposed_series()
+    for name, labels in SELECTOR.findall(queries):
+        used = {label for label in LABEL.findall(labels)} - SCRAPE_LABELS
+        if name not in exposed:
+            yield f"{where}: the canary analysis queries {name}, which the app does not expose."
+        elif used - exposed[name]:
+            yield f"{where}: {name} has no label {sorted(used - exposed[name])} in the app's metrics."
     if f'route="{routes.PREDICT}"' not in queries:
         yield f'{where}: the latency query does not select route="{routes.PREDICT}".'
+
+
+def exposed_series() -> dict[str, set[str]]:
+    """Every sample name the serving app exposes, with its label names: the app's own Metrics, after one
+    request, one score and a loaded model, rendered and parsed as Prometheus would scrape them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from conveyor.serve.metrics import Metrics
+
+    metrics = Metrics(routes.ALL)
+    metrics.observe_request(routes.PREDICT, "POST", 500, 0.01)
+    metrics.observe_scores([0.5])
+    metrics.model_loaded({"version": "1", "git_commit": "0" * 40, "data_version": "0"})
+    series: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            series.setdefault(sample.name, set()).update(sample.labels)
+    return series
 
 
 def _smoke(where: str, source: Source, settings: Settings) -> Iterator[str]:
@@ -182,47 +212,59 @@ def _smoke(where: str, source: Source, settings: Settings) -> Iterator[str]:
                 yield f"{where}: Job/{job['metadata']['name']} URL {urls} is not on port {settings.serve.port}."
 
 
-def argocd(docs: list[Doc], rendered: dict[str, Source], settings: Settings) -> list[str]:
-    """Applications, project and notifications against the overlays and params.yaml."""
+def argocd(docs: list[Doc], trees: dict[str, list[Doc]], settings: Settings) -> list[str]:
+    """Applications, project and notifications against what each synced path renders and params.yaml.
+
+    `trees` maps a repository path (k8s/overlays/<env>, k8s/argo-workflows) to the objects it renders.
+    """
     failures: list[str] = []
-    project = one(docs, "AppProject", "conveyor")
+    project = one(docs, "AppProject", PROJECT)
     if project is None:
-        return ["argocd/: expected one AppProject named conveyor."]
-    spec = project["spec"]
-    allowed = {(k.get("group", ""), k.get("kind")) for k in spec.get("namespaceResourceWhitelist") or []}
-    destinations = {d.get("namespace") for d in spec.get("destinations") or []}
-    for environment, source in rendered.items():
+        return [f"argocd/: expected one AppProject named {PROJECT}."]
+    for environment in settings.deploy.environments:
         name = f"conveyor-{environment}"
         application = one(docs, "Application", name)
         if application is None:
             failures.append(f"argocd/: no Application {name} for environment {environment}.")
-            continue
-        failures += _application(application, environment, source, settings, spec, destinations)
-        for doc in source.docs:
-            kind = (doc["apiVersion"].rpartition("/")[0], doc["kind"])
-            if kind not in allowed:
-                failures.append(
-                    f"argocd/project.yaml does not allow {kind[1]} ({kind[0] or 'core'}), which {source.name} renders."
-                )
+        else:
+            failures += _environment(application, environment, settings)
+    for application in find(docs, "Application"):
+        if _dig(application, "spec", "project") == PROJECT:
+            failures += _fenced(application, project["spec"], trees)
     return sorted(set(failures)) + _notifications(docs)
 
 
-def _application(
-    application: Doc, environment: str, source: Source, settings: Settings, project: Doc, destinations: set[Any]
-) -> Iterator[str]:
+def _fenced(application: Doc, project: Doc, trees: dict[str, list[Doc]]) -> Iterator[str]:
+    """An Application of the project may read only its repository, deploy only into its namespaces, and only
+    the kinds it allows: otherwise Argo CD refuses the sync in the cluster, long after the commit."""
     name = application["metadata"]["name"]
     spec = application["spec"]
-    namespaces = {d["metadata"].get("namespace") for d in source.docs}
+    if _dig(spec, "source", "repoURL") not in (project.get("sourceRepos") or []):
+        yield f"Application/{name} reads {_dig(spec, 'source', 'repoURL')}, which AppProject/{PROJECT} does not allow."
+    target = _dig(spec, "destination", "namespace")
+    if target not in {d.get("namespace") for d in project.get("destinations") or []}:
+        yield f"Application/{name} deploys into {target!r}, which AppProject/{PROJECT} does not allow."
+    path = _dig(spec, "source", "path")
+    if path not in trees:
+        return
+    allowed = {(k.get("group", ""), k.get("kind")) for k in project.get("namespaceResourceWhitelist") or []}
+    for doc in trees[path]:
+        group, kind = doc["apiVersion"].rpartition("/")[0], doc["kind"]
+        if (group, kind) not in allowed:
+            yield f"AppProject/{PROJECT} does not allow {kind} ({group or 'core'}), which {path} renders for {name}."
+        namespace = doc["metadata"].get("namespace")
+        if namespace not in (None, target):
+            yield f"{path} renders {kind}/{doc['metadata']['name']} into {namespace!r}, but {name} deploys into {target!r}."
+
+
+def _environment(application: Doc, environment: str, settings: Settings) -> Iterator[str]:
+    name = application["metadata"]["name"]
+    spec = application["spec"]
     expected_path = str(release.OVERLAYS / environment)
     if _dig(spec, "source", "path") != expected_path:
         yield f"Application/{name} syncs {_dig(spec, 'source', 'path')!r}, expected {expected_path!r}."
-    target = _dig(spec, "destination", "namespace")
-    if namespaces != {target}:
-        yield f"Application/{name} deploys into {target!r}, but the overlay renders namespaces {sorted(namespaces)}."
-    if target not in destinations:
-        yield f"argocd/project.yaml does not allow destination namespace {target!r}."
-    if _dig(spec, "source", "repoURL") not in (project.get("sourceRepos") or []):
-        yield f"Application/{name} reads {_dig(spec, 'source', 'repoURL')}, which the AppProject does not allow."
+    if _dig(spec, "project") != PROJECT:
+        yield f"Application/{name} is not in AppProject/{PROJECT}."
     automated = _dig(spec, "syncPolicy", "automated") or {}
     if not (automated.get("prune") and automated.get("selfHeal") and _dig(spec, "syncPolicy", "retry")):
         yield f"Application/{name} needs automated sync with prune, selfHeal and retry."

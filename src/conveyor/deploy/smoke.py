@@ -76,7 +76,11 @@ def run(base: str, settings: Settings, ready_timeout: float = 60.0) -> list[str]
     if status != 200:
         failures.append(f"{routes.MODEL} answered HTTP {status}, expected 200.")
     else:
-        print(f"serving {body.decode(errors='replace')[:200]}")
+        served = json.loads(body)
+        print(
+            f"serving model v{served.get('version')} (commit {str(served.get('git_commit'))[:7]}, "
+            f"data {served.get('data_version')})"
+        )
     payload = json.dumps(example_record(settings)).encode()
     latencies: list[float] = []
     for _ in range(settings.deploy.smoke.requests):
