@@ -53,7 +53,7 @@ lint: install
 unit: install
 	pytest tests/unit
 
-integration: install
+integration: install $(CHECKOV_STAMP)
 	pytest tests/integration
 
 test: lint data manifests-check workflows-check

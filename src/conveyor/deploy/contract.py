@@ -330,8 +330,9 @@ def _instructions(text: str) -> list[tuple[str, str]]:
 def dockerfile(path: Path, settings: Settings) -> list[str]:
     """The serving image (the Dockerfile's last stage) against the pod: base pinned, uid, port, env."""
     if not path.is_file():
-        return [f"{path} does not exist; the manifests run the image it defines."]
+        return [f"{path.name} does not exist; the manifests run the image it defines."]
     steps = _instructions(path.read_text())
+    path = Path(path.name)  # messages name the file as the repository does
     args = dict(a.split("=", 1) for word, a in steps if word == "ARG" and "=" in a)
     stages: set[str] = set()
     failures = []
