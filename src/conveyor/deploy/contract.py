@@ -3,6 +3,7 @@ from the serving app's constants and params.yaml, so a change on one side that t
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from collections.abc import Iterator
@@ -14,11 +15,13 @@ import yaml
 from conveyor.config import PARAMS_ENV, Settings
 from conveyor.deploy import release
 from conveyor.deploy.validate import Doc, Source
+from conveyor.errors import ConveyorError
 from conveyor.serve import routes
 
 CONTAINER = "conveyor"
 APP_UID = 10001
-CONTAINER_ENV = {PARAMS_ENV: "/app/params.yaml", "MODEL_DIR": "/app/models"}
+# Where the serving stage of the Dockerfile puts params.yaml and the model bundle (checked against it below).
+IMAGE_PARAMS, IMAGE_MODELS = "/app/params.yaml", "/app/models"
 TMP = "/tmp"  # noqa: S108 (a mount path in the pod, checked, never written here)
 SMOKE_MODULE = "conveyor.deploy.smoke"
 SERIES = (
@@ -40,6 +43,22 @@ PROJECT = "conveyor"
 SUBSCRIBE = "notifications.argoproj.io/subscribe."
 TRIGGERS = ("conveyor-on-health-degraded", "conveyor-on-sync-failed", "conveyor-on-rollout-aborted")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def constant(module: str, name: str) -> str:
+    """A module-level string constant, read from the module's source without importing it (the serving app
+    imports scikit-learn, seconds of start-up that a manifests check does not need)."""
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(str(spec.origin if spec else "")).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return str(ast.literal_eval(node.value))
+    raise ConveyorError(f"{module}.{name} is not defined; the manifests check reads the serving contract from it.")
+
+
+def container_env() -> dict[str, str]:
+    """The env the API container needs, names from the code that reads them."""
+    return {PARAMS_ENV: IMAGE_PARAMS, constant("conveyor.serve.app", "MODEL_DIR_ENV"): IMAGE_MODELS}
 
 
 def find(docs: list[Doc], kind: str, name: str | None = None) -> list[Doc]:
@@ -97,7 +116,7 @@ def _pod(where: str, deployment: Doc, container: dict[str, Any], settings: Setti
         if get.get("path") != path or get.get("port") not in ("http", port):
             yield f"{where}: {probe} = {get.get('path')}:{get.get('port')}, expected {path} on port http ({port})."
     env = {e.get("name"): e.get("value") for e in container.get("env") or []}
-    for name, value in CONTAINER_ENV.items():
+    for name, value in container_env().items():
         if env.get(name) != value:
             yield f"{where}: env {name} = {env.get(name)!r}, expected {value!r}."
     pod = _dig(deployment, "spec", "template", "spec") or {}
@@ -354,7 +373,7 @@ def dockerfile(path: Path, settings: Settings) -> list[str]:
             f"{path}: the serving stage EXPOSEs {sorted(exposed)}, expected serve.port {settings.serve.port}."
         )
     env = dict(pair.split("=", 1) for word, rest in runtime if word == "ENV" for pair in rest.split() if "=" in pair)
-    for name, value in CONTAINER_ENV.items():
+    for name, value in container_env().items():
         if env.get(name) != value:
             failures.append(f"{path}: the serving stage sets ENV {name}={env.get(name)}, expected {value}.")
     return failures
