@@ -31,6 +31,7 @@ SERIES = (
     "conveyor_prediction_score_sum",
 )
 SELECTOR = re.compile(r"\b(conveyor_\w+)(?:\{([^}]*)\})?")
+PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}")  # {{args.x}}, filled in by Argo Rollouts
 LABEL = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
 # Labels Prometheus adds when it scrapes (the ServiceMonitor's target labels), not the app.
 SCRAPE_LABELS = {"namespace", "pod", "service", "job", "instance", "endpoint", "rollouts_pod_template_hash"}
@@ -184,7 +185,7 @@ def _analysis(where: str, source: Source, settings: Settings) -> Iterator[str]:
         if series not in queries:
             yield f"{where}: the canary analysis never queries {series}."
     exposed = exposed_series()
-    for name, labels in SELECTOR.findall(queries):
+    for name, labels in SELECTOR.findall(PLACEHOLDER.sub("arg", queries)):
         used = {label for label in LABEL.findall(labels)} - SCRAPE_LABELS
         if name not in exposed:
             yield f"{where}: the canary analysis queries {name}, which the app does not expose."
