@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 UV_PIN = $(shell grep -m1 '^uv==' requirements.txt)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run data test lint unit integration serve bench clean manifests-check workflows-check
+.PHONY: install run data test lint unit integration serve bench bench-serve soak clean manifests-check workflows-check
 
 install: $(STAMP)
 
@@ -61,6 +61,14 @@ test: lint data manifests-check workflows-check
 
 serve: install
 	conveyor serve
+
+# Serving benchmark (wrk against this API, `mlflow models serve` and the HTTP floor) and the 60 s soak; both read
+# the bundle in models/ (bench/README.md).
+bench-serve: install
+	python bench/serve/run.py
+
+soak: install
+	python bench/serve/soak.py
 
 clean:
 	rm -rf reports artifacts models mlruns.db mlartifacts .dvc/tmp

@@ -113,7 +113,9 @@ class Encoder:
 
 
 class Forest:
-    """The trees of a binary HistGradientBoostingClassifier as flat arrays over all trees' nodes."""
+    """The trees of a binary HistGradientBoostingClassifier as flat arrays over all trees' nodes, renumbered
+    so that numeric splits come first, then categorical splits, then leaves: one row's decisions are then two
+    contiguous arrays, and the next-node table a copy of a template whose leaves point at themselves."""
 
     def __init__(self, model: HistGradientBoostingClassifier) -> None:
         self._predictors = [trees[0] for trees in model._predictors]
@@ -124,31 +126,30 @@ class Forest:
         sizes = [len(p.nodes) for p in self._predictors]
         offsets = np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
         nodes = np.concatenate([p.nodes for p in self._predictors])
-        count = len(nodes)
-        itself = np.arange(count)
         leaf = nodes["is_leaf"].astype(bool)
-        self._roots = np.cumsum([0, *sizes[:-1]])
-        self._depth = int(nodes["depth"].max())
-        self._values = nodes["value"].astype(np.float64)
-        # Leaves point at themselves, so jumping past a leaf stays on it.
-        self._left = np.where(leaf, itself, nodes["left"].astype(np.intp) + offsets)
-        self._right = np.where(leaf, itself, nodes["right"].astype(np.intp) + offsets)
-        self._count = count
+        categorical = ~leaf & nodes["is_categorical"].astype(bool)
+        numeric = ~leaf & ~categorical
+        order = np.concatenate([np.flatnonzero(numeric), np.flatnonzero(categorical), np.flatnonzero(leaf)])
+        renumber = np.empty(len(nodes), dtype=np.intp)
+        renumber[order] = np.arange(len(nodes), dtype=np.intp)
+        splits = order[: int(numeric.sum() + categorical.sum())]
 
-        split = ~leaf
-        categorical = split & nodes["is_categorical"].astype(bool)
-        numeric = split & ~categorical
-        self._num = np.flatnonzero(numeric)
+        self._roots = renumber[np.cumsum([0, *sizes[:-1]])]
+        self._depth = int(nodes["depth"].max())
+        self._values = nodes["value"][order].astype(np.float64)
+        self._template = np.arange(len(nodes), dtype=np.intp)  # leaves point at themselves
+        self._split_count = len(splits)
+        self._left = renumber[nodes["left"][splits].astype(np.intp) + offsets[splits]]
+        self._right = renumber[nodes["right"][splits].astype(np.intp) + offsets[splits]]
+
         self._num_feature = nodes["feature_idx"][numeric].astype(np.intp)
         self._num_threshold = nodes["num_threshold"][numeric].astype(np.float64)
         self._num_missing_left = nodes["missing_go_to_left"][numeric].astype(bool)
-
-        self._cat = np.flatnonzero(categorical)
         self._cat_feature = nodes["feature_idx"][categorical].astype(np.intp)
-        self._cat_table = self._categorical_table(nodes, categorical, offsets)
-        self._cat_rows = np.arange(len(self._cat)) * (MISSING_SLOT + 1)
+        self._cat_table = self._categorical_table(nodes, categorical)
+        self._cat_rows = np.arange(len(self._cat_feature)) * (MISSING_SLOT + 1)
 
-    def _categorical_table(self, nodes: np.ndarray, categorical: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    def _categorical_table(self, nodes: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         """For each categorical split and each code 0..255 (and missing), whether the row goes left: as the
         Cython predictor decides it, left bitset first, then unknown codes follow the missing direction."""
         tree = np.searchsorted(
@@ -171,11 +172,13 @@ class Forest:
 
     def _raw_one(self, row: np.ndarray) -> float:
         value = row[self._num_feature]
-        left = np.zeros(self._count, dtype=bool)
-        left[self._num] = (value <= self._num_threshold) | (np.isnan(value) & self._num_missing_left)
+        numeric_left = (value <= self._num_threshold) | (np.isnan(value) & self._num_missing_left)
         slot = np.where(np.isnan(row) | (row < 0), MISSING_SLOT, row).astype(np.intp)
-        left[self._cat] = self._cat_table[self._cat_rows + slot[self._cat_feature]]
-        following = np.where(left, self._left, self._right)
+        categorical_left = self._cat_table[self._cat_rows + slot[self._cat_feature]]
+        following = self._template.copy()
+        following[: self._split_count] = np.where(
+            np.concatenate((numeric_left, categorical_left)), self._left, self._right
+        )
         node = self._roots
         for _ in range(self._depth):
             node = following[node]
