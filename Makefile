@@ -70,5 +70,12 @@ bench-serve: install
 soak: install
 	python bench/serve/soak.py
 
+# The serving image built with podman and run read-only on loopback (tests/integration/test_image.py), after
+# installing podman and making the local base image (scripts/ci/setup-podman.sh; quick when already done).
+.PHONY: image-test
+image-test: install
+	scripts/ci/setup-podman.sh
+	pytest tests/integration/test_image.py
+
 clean:
 	rm -rf reports artifacts models mlruns.db mlartifacts .dvc/tmp
