@@ -74,12 +74,32 @@ class SplitSettings(_Strict):
     seed: int
 
 
+class Mitigation(_Strict):
+    """Per-group decision thresholds for one sensitive feature (conveyor.mitigate); none keeps one threshold."""
+
+    method: Literal["none", "threshold_optimizer"] = "none"
+    feature: str | None = None
+    constraint: Literal[
+        "equalized_odds", "true_positive_rate_parity", "false_positive_rate_parity", "demographic_parity"
+    ] = "true_positive_rate_parity"
+    objective: Literal["accuracy_score", "balanced_accuracy_score"] = "accuracy_score"
+    cv_folds: int = Field(3, ge=2)
+    min_group_rows: int = Field(400, ge=1)
+
+    @model_validator(mode="after")
+    def _feature_named(self) -> Mitigation:
+        if self.method != "none" and not self.feature:
+            raise ValueError(f"method {self.method!r} needs a sensitive feature")
+        return self
+
+
 class ModelSettings(_Strict):
     name: str
     estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
     params: dict[str, Any] = {}
     decision_threshold: float = Field(gt=0, lt=1)
     trusted_types: list[str] = []
+    mitigation: Mitigation = Mitigation()
 
 
 class RateBounds(_Strict):

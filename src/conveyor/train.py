@@ -14,7 +14,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from conveyor import data, model, provenance, registry
+from conveyor import data, mitigate, model, provenance, registry
 from conveyor.config import Settings
 from conveyor.decision import Decision
 from conveyor.errors import ConveyorError
@@ -33,7 +33,7 @@ def fit(settings: Settings, train: pd.DataFrame) -> tuple[Any, Decision]:
             f"expected rows with and without {settings.data.positive_label!r}."
         )
     pipeline = model.build_pipeline(settings).fit(x, y)
-    return pipeline, Decision(threshold=settings.model.decision_threshold)
+    return pipeline, mitigate.decision(settings, x, y)
 
 
 def _save(settings: Settings, pipeline: Any, decision: Decision, example: pd.DataFrame) -> None:

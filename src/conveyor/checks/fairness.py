@@ -1,0 +1,198 @@
+"""fairness: fairlearn group metrics per sensitive feature on the holdout, under the model's decision policy.
+
+Disparities (demographic-parity ratio, equalized-odds difference) are gated over the groups with at least
+`gates.fairness.min_group_size` holdout rows: a smaller group's rates are too noisy to gate on, so it is reported
+with its metrics and a warning, never dropped. The same metrics under the plain global threshold show what the
+mitigation (per-group thresholds in decision.json) changed and what it cost in accuracy and F1.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import asdict, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import (
+    MetricFrame,
+    count,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from sklearn.metrics import accuracy_score, f1_score
+
+from conveyor import data, model
+from conveyor.checks.result import CheckResult, breach
+from conveyor.config import Settings
+from conveyor.decision import Decision
+from conveyor.paths import REPORTS, TRAINED_MODEL
+
+CHECK = "fairness"
+MISSING = "(missing)"
+GROUP_METRICS = {
+    "count": count,
+    "positives": lambda y_true, y_pred: int(np.sum(y_true)),
+    "selection_rate": selection_rate,
+    "true_positive_rate": true_positive_rate,
+    "false_positive_rate": false_positive_rate,
+}
+DISPARITY_METRICS = {
+    "selection_rate": selection_rate,
+    "true_positive_rate": true_positive_rate,
+    "false_positive_rate": false_positive_rate,
+    "base_rate": lambda y_true, y_pred: float(np.mean(y_true)),
+}
+
+
+def run(settings: Settings) -> CheckResult:
+    """Score the holdout with the trained model and its decision; write reports/fairness.{json,html}."""
+    _, holdout = data.split(data.load_training(settings), settings)
+    x, y = data.features_and_target(holdout, settings)
+    proba = model.load(TRAINED_MODEL, settings).predict_proba(x)[:, 1]
+    result = assess(settings, x, y, proba, Decision.load(TRAINED_MODEL))
+    page = REPORTS / f"{CHECK}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(render(result))
+    result = replace(result, artifacts=[str(page)])
+    result.write()
+    return result
+
+
+def assess(settings: Settings, x: pd.DataFrame, y: np.ndarray, proba: np.ndarray, decision: Decision) -> CheckResult:
+    """The check on given holdout rows, labels from probabilities by `decision` (no files read or written)."""
+    gate = settings.gates.fairness
+    labels = decision.labels(x, proba)
+    plain = Decision(threshold=decision.threshold).labels(x, proba)
+    same = np.array_equal(labels, plain)  # no per-group threshold changed a label: "before" is "after"
+    features, before, failures, warnings = {}, {}, [], []
+    for name in settings.data.sensitive_features:
+        groups = x[name].astype(object).fillna(MISSING).rename(name).reset_index(drop=True)
+        features[name] = measure(y, labels, groups, gate.min_group_size)
+        before[name] = features[name] if same else measure(y, plain, groups, gate.min_group_size)
+        failures += _breaches(
+            name, features[name], gate.max_equalized_odds_difference, gate.min_demographic_parity_ratio
+        )
+        warnings += _notes(name, features[name], gate.min_group_size)
+    metrics = {
+        "holdout_rows": len(y),
+        "features": features,
+        "mitigation": {
+            "decision": asdict(decision),
+            "accuracy": _compare(accuracy_score(y, plain), accuracy_score(y, labels)),
+            "f1": _compare(f1_score(y, plain, zero_division=0), f1_score(y, labels, zero_division=0)),
+            "global_threshold": before,
+        },
+    }
+    return CheckResult.from_failures(CHECK, failures, metrics=metrics, thresholds=gate.model_dump(), warnings=warnings)
+
+
+def measure(y: np.ndarray, labels: np.ndarray, groups: pd.Series, min_group_size: int) -> dict[str, Any]:
+    """fairlearn MetricFrame by group, and the disparities over the groups large enough to gate."""
+    frame = MetricFrame(metrics=GROUP_METRICS, y_true=y, y_pred=labels, sensitive_features=groups)
+    table = frame.by_group
+    table["gated"] = table["count"] >= min_group_size
+    rows = groups.isin(table.index[table["gated"]]).to_numpy()
+    summary: dict[str, Any] = {"gated_groups": int(table["gated"].sum())}
+    if summary["gated_groups"] >= 2:
+        gated = MetricFrame(
+            metrics=DISPARITY_METRICS, y_true=y[rows], y_pred=labels[rows], sensitive_features=groups[rows]
+        )
+        difference, ratio = gated.difference(), gated.ratio()  # between groups: max - min, min / max
+        summary |= {  # as fairlearn's equalized_odds_difference and demographic_parity_ratio define them
+            "equalized_odds_difference": _number(
+                max(difference["true_positive_rate"], difference["false_positive_rate"])
+            ),
+            "demographic_parity_ratio": _number(ratio["selection_rate"]),
+            "label_demographic_parity_ratio": _number(ratio["base_rate"]),
+        }
+    summary["groups"] = {
+        str(group): {
+            "count": int(row["count"]),
+            "positives": int(row["positives"]),
+            "selection_rate": _number(row["selection_rate"]),
+            "true_positive_rate": _number(row["true_positive_rate"]),
+            "false_positive_rate": _number(row["false_positive_rate"]),
+            "gated": bool(row["gated"]),
+        }
+        for group, row in table.iterrows()
+    }
+    return summary
+
+
+def _breaches(name: str, found: dict[str, Any], max_eod: float, min_dpr: float) -> list[str]:
+    failures = []
+    eod, dpr = found.get("equalized_odds_difference"), found.get("demographic_parity_ratio")
+    if eod is not None and eod > max_eod:
+        failures.append(breach(f"equalized_odds_difference[{name}]", eod, ">", max_eod))
+    if dpr is not None and dpr < min_dpr:
+        failures.append(breach(f"demographic_parity_ratio[{name}]", dpr, "<", min_dpr))
+    return failures
+
+
+def _notes(name: str, found: dict[str, Any], min_group_size: int) -> list[str]:
+    notes = [
+        f"{name} group {group!r} has {g['count']} holdout rows, below gates.fairness.min_group_size "
+        f"{min_group_size}: its metrics are reported, not gated."
+        for group, g in found["groups"].items()
+        if not g["gated"]
+    ]
+    if found["gated_groups"] < 2:
+        notes.append(
+            f"{name} has {found['gated_groups']} group(s) with at least {min_group_size} holdout rows; "
+            "a disparity needs two, so none is gated."
+        )
+    elif found.get("demographic_parity_ratio") is None:
+        notes.append(f"demographic_parity_ratio[{name}] is undefined: no gated group has a positive prediction.")
+    return notes
+
+
+def _compare(plain: float, mitigated: float) -> dict[str, float]:
+    return {"global_threshold": float(plain), "mitigated": float(mitigated), "cost": float(plain - mitigated)}
+
+
+def _number(value: float) -> float | None:
+    """A JSON-safe float: NaN (an undefined rate or ratio) becomes null."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _table(found: dict[str, Any]) -> str:
+    frame = pd.DataFrame.from_dict(found["groups"], orient="index").rename_axis("group")
+    return frame.to_html(float_format=lambda v: f"{v:.3f}", na_rep="n/a", border=0)
+
+
+def _summary(found: dict[str, Any]) -> str:
+    keys = ("equalized_odds_difference", "demographic_parity_ratio", "label_demographic_parity_ratio")
+    shown = ", ".join(f"{k} = {found[k]:.3f}" if found.get(k) is not None else f"{k}: n/a" for k in keys)
+    return f"<p>{html.escape(shown)} (over {found['gated_groups']} gated groups)</p>"
+
+
+def render(result: CheckResult) -> str:
+    """The HTML report: verdict, failures and warnings, mitigation cost, and per-group tables before and after."""
+    m = result.metrics
+    mitigation = m["mitigation"]
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in result.failures + result.warnings)
+    cost = pd.DataFrame({k: mitigation[k] for k in ("accuracy", "f1")}).T
+    parts = [
+        f"<h1>Fairness: {'passed' if result.passed else 'FAILED'}</h1>",
+        f"<p>{m['holdout_rows']} holdout rows. Thresholds: {html.escape(str(result.thresholds))}</p>",
+        f"<ul>{items}</ul>",
+        f"<h2>Decision policy</h2><pre>{html.escape(str(mitigation['decision']))}</pre>",
+        "<h2>Mitigation cost (holdout)</h2>",
+        cost.to_html(float_format=lambda v: f"{v:.4f}", border=0),
+    ]
+    for name, found in m["features"].items():
+        parts += [
+            f"<h2>{html.escape(name)}</h2><h3>With the decision policy</h3>",
+            _summary(found),
+            _table(found),
+            "<h3>With the global threshold only</h3>",
+            _summary(mitigation["global_threshold"][name]),
+            _table(mitigation["global_threshold"][name]),
+        ]
+    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:2px 10px}"
+    body = "\n".join(parts)
+    return f"<!doctype html>\n<html><head><meta charset='utf-8'><title>Fairness</title><style>{style}</style></head>\n<body>{body}</body></html>\n"
