@@ -19,12 +19,14 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
 from conveyor.paths import MODELS
 from conveyor.serve import loading, routes
+from conveyor.serve.fast import SMALL_BATCH
 from conveyor.serve.loading import LoadedModel
 from conveyor.serve.metrics import Instrumented, Metrics
 from conveyor.serve.schema import (
@@ -179,7 +181,10 @@ def create_app(settings: Settings, model_dir: Path | None = None, model: LoadedM
         if loaded is None:
             return state.not_ready()
         records, single = schema.validate(parse(await _read_body(request, limit)))
-        proba = loaded.predictor.proba(records)
+        if len(records) > SMALL_BATCH:  # mostly GIL-free tree work: let other requests run meanwhile
+            proba = await run_in_threadpool(loaded.predictor.proba, records)
+        else:
+            proba = loaded.predictor.proba(records)
         labels = loaded.policy.labels(records, proba)
         scores = proba.tolist()
         metrics.observe_scores(scores)
