@@ -190,7 +190,10 @@ def test_a_checkov_skip_needs_a_reason(repo: Path) -> None:
 
 @pytest.mark.slow
 def test_the_whole_check_fails_on_a_privileged_api_and_names_every_problem(repo: Path) -> None:
-    """End to end with checkov: one contract drift and one policy breach, both named, exit 1."""
+    """End to end with checkov: one contract drift and one policy breach, both named, exit 1. Without a
+    Dockerfile and k8s/argo-workflows checkov runs once, not twice (their absence is a failure too)."""
+    (repo / "Dockerfile").unlink()
+    shutil.rmtree(repo / "k8s/argo-workflows", ignore_errors=True)
     edit(repo / "k8s/base/deployment.yaml", "privileged: false", "privileged: true")
     liveness = "livenessProbe:\n            httpGet:\n              path: "
     edit(repo / "k8s/base/deployment.yaml", liveness + routes.HEALTH, liveness + "/alive")
@@ -202,4 +205,5 @@ def test_the_whole_check_fails_on_a_privileged_api_and_names_every_problem(repo:
     out = done.stdout
     assert "livenessProbe = /alive:http, expected /healthz" in out
     assert re.search(r"CKV_K8S_16 .*privileged.* failed for .*Deployment\.conveyor-staging\.conveyor", out), out
+    assert "Dockerfile does not exist" in out
     assert "kustomize: ok" in out and "manifests check: FAILED" in out
