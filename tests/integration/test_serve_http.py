@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,29 @@ def test_http_answers_equal_the_in_process_pipeline(
     status, batch = post(server.base + routes.PREDICT, records)
     assert status == 200
     assert np.array_equal([p["probability"] for p in batch["predictions"]], reference)
+
+
+def _predict_5xx(server: Server) -> float:
+    with urllib.request.urlopen(server.base + routes.METRICS, timeout=10) as response:
+        text = response.read().decode()
+    route = f'route="{routes.PREDICT}"'
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("conveyor_http_requests_total{") and route in line and 'status="5' in line
+    )
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(server: Server) -> None:
+    port = int(server.base.rsplit(":", 1)[1])
+    head = f"POST {routes.PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+    for sent in (b"", b'{"age": 3'):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(head.encode() + sent)
+            time.sleep(0.3)
+    time.sleep(1)
+    assert _predict_5xx(server) == 0
+    assert urllib.request.urlopen(server.base + routes.HEALTH, timeout=10).status == 200
 
 
 def test_short_soak_gets_no_5xx_and_every_answer_right(serve_bundle: Path) -> None:

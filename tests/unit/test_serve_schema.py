@@ -171,3 +171,12 @@ def test_map_to_unknown_accepts_unknown_categories(settings: Settings, record: d
     refused = _refused(lenient, _json({**record, category: 5}))
     assert refused.problems[0].field == f"record.{category}"
     assert "unknown categories are treated as missing" in refused.problems[0].expected
+
+
+@pytest.mark.parametrize("depth", [300, 1000, 1023, 5000])
+def test_deeply_nested_values_are_refused_not_crashed_on(depth: int, schema: RequestSchema, settings: Settings) -> None:
+    number = _int_feature(settings)
+    refused = _refused(schema, f'{{"{number}": {"[" * depth}{"]" * depth}}}'.encode())
+    assert refused.status in (400, 422)
+    assert refused.problems[0].field in ("body", f"record.{number}")
+    assert len(refused.body()["problems"][0]["value"]) <= 80

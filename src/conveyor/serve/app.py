@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
@@ -67,11 +68,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise BadRequest(413, [Problem("body", ABSENT, f"at most {limit} bytes", f"has {declared} bytes")])
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, [Problem("body", ABSENT, f"at most {limit} bytes", f"has more than {limit} bytes")])
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(
+                    413, [Problem("body", ABSENT, f"at most {limit} bytes", f"has more than {limit} bytes")]
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody reads the answer, but the metrics must not count a server error
+        raise BadRequest(400, [Problem("body", ABSENT, "a complete body", f"ended after {size} bytes")]) from None
     return b"".join(chunks)
 
 

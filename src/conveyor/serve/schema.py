@@ -64,7 +64,8 @@ class BadRequest(ConveyorError):
 
 
 def show(value: Any, limit: int = 80) -> str:
-    """A value as the client sent it (JSON spelling), cut to `limit` characters."""
+    """A value as the client sent it (JSON spelling), cut to `limit` characters. Never raises: whatever a
+    client sends must come back as a 4xx, not as a failure to describe it."""
     if isinstance(value, float) and not math.isfinite(value):
         text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     elif isinstance(value, bytes):
@@ -72,8 +73,8 @@ def show(value: Any, limit: int = 80) -> str:
     else:
         try:
             text = orjson.dumps(value).decode()
-        except TypeError:
-            text = repr(value)
+        except TypeError:  # nested deeper than orjson writes, or an integer beyond 64 bits
+            text = str(value) if isinstance(value, int) else f"a deeply nested {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
