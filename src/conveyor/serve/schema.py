@@ -73,8 +73,8 @@ def show(value: Any, limit: int = 80) -> str:
     else:
         try:
             text = orjson.dumps(value).decode()
-        except TypeError:  # nested deeper than orjson writes, or an integer beyond 64 bits
-            text = str(value) if isinstance(value, int) else f"a deeply nested {type(value).__name__}"
+        except TypeError:  # nested deeper than orjson writes, an integer beyond 64 bits, a lone surrogate
+            text = f"a deeply nested {type(value).__name__}" if isinstance(value, list | dict) else ascii(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
