@@ -260,6 +260,25 @@ def test_local_commits_missing_on_the_remote_are_not_pushed_along(origin: Origin
     assert origin.log() == ["seed"]
 
 
+def test_no_push_commits_locally_and_leaves_the_remote_alone(origin: Origin) -> None:
+    ci = origin.clone("ci")
+    out = ci.ok("bump", "--env", "staging", "--image", V1, "--no-push")
+    assert "pushed" not in out
+    assert git(ci.root, "log", "-1", "--format=%s").startswith("deploy(staging): model v1")
+    assert origin.log() == ["seed"]
+
+
+def test_a_push_the_remote_refuses_for_another_reason_fails_and_keeps_the_clone_clean(origin: Origin) -> None:
+    ci = origin.clone("ci")
+    hook = origin.bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: deploys need a review' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    done = ci.deploy("bump", "--env", "staging", "--image", V1)
+    assert done.returncode == 2
+    assert "pushing to origin/main failed, nothing was pushed" in done.stderr
+    assert git(ci.root, "log", "-1", "--format=%s") == "seed" and git(ci.root, "status", "--porcelain") == ""
+
+
 def _race(clone: Clone, hook: str) -> None:
     """A pre-push hook: `hook` runs after the clone fetched and committed, right before its push."""
     path = clone.root / ".git/hooks/pre-push"

@@ -79,10 +79,13 @@ def transact(repo: Repo, environment: str, change: Change) -> Outcome:
         if pushed.returncode == 0:
             return Outcome(environment, commit, summary, pushed=True, attempts=attempt)
         git.run("fetch", "--quiet", repo.remote, branch)
-        if git.out("rev-parse", "FETCH_HEAD") == base:
+        moved = git.out("rev-parse", "FETCH_HEAD") != base
+        git.run("reset", "--quiet", "--hard", base)  # drop the commit: the tree was clean before it
+        if not moved:
             said = pushed.stderr.strip().splitlines()
-            raise GitFailed(f"pushing to {repo.remote}/{branch} failed: {said[-1] if said else 'no reason given'}.")
-        git.run("reset", "--quiet", "--hard", base)
+            raise GitFailed(
+                f"pushing to {repo.remote}/{branch} failed, nothing was pushed: {said[-1] if said else 'no reason'}."
+            )
     raise ConveyorError(
         f"{repo.remote}/{branch} moved during each of {attempts} attempts (deploy.push_attempts); "
         f"nothing was pushed, run the command again."

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from conveyor.errors import ConveyorError
 
+TIMEOUT = 120  # seconds for one git command: a fetch or push that hangs longer has lost its remote
+
 
 class GitFailed(ConveyorError):
     """A git command exited non-zero; the message carries git's own last line."""
@@ -18,7 +20,12 @@ class Git:
     root: Path
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True, check=False, timeout=120)
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=self.root, capture_output=True, text=True, check=False, timeout=TIMEOUT
+            )
+        except subprocess.TimeoutExpired:
+            raise GitFailed(f"`git {' '.join(args)}` did not finish within {TIMEOUT} s.") from None
         if check and done.returncode != 0:
             said = (done.stderr.strip() or done.stdout.strip()).splitlines()
             raise GitFailed(f"`git {' '.join(args)}` failed: {said[-1] if said else done.returncode}.")
