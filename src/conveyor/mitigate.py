@@ -108,13 +108,11 @@ def collapse(interpolation: Bunch, scores: np.ndarray, y: np.ndarray) -> float:
 
 def _randomized_positive_probability(interpolation: Bunch, scores: np.ndarray) -> np.ndarray:
     """P(label 1) per row under fairlearn's InterpolatedThresholder, as its interpolation_dict documents."""
-    probability = interpolation.p0 * interpolation.operation0(scores) + interpolation.p1 * interpolation.operation1(
-        scores
-    )
+    chosen = interpolation.p0 * interpolation.operation0(scores)
+    probability = chosen + interpolation.p1 * interpolation.operation1(scores)
     if "p_ignore" in interpolation:
-        probability = (
-            interpolation.p_ignore * interpolation.prediction_constant + (1 - interpolation.p_ignore) * probability
-        )
+        ignored = interpolation.p_ignore
+        probability = ignored * interpolation.prediction_constant + (1 - ignored) * probability
     return probability
 
 

@@ -9,6 +9,7 @@ mitigation (per-group thresholds in decision.json) changed and what it cost in a
 from __future__ import annotations
 
 import html
+import json
 import math
 from dataclasses import asdict, replace
 from typing import Any
@@ -178,9 +179,9 @@ def render(result: CheckResult) -> str:
     cost = pd.DataFrame({k: mitigation[k] for k in ("accuracy", "f1")}).T
     parts = [
         f"<h1>Fairness: {'passed' if result.passed else 'FAILED'}</h1>",
-        f"<p>{m['holdout_rows']} holdout rows. Thresholds: {html.escape(str(result.thresholds))}</p>",
+        f"<p>{m['holdout_rows']} holdout rows. Gates: {html.escape(json.dumps(result.thresholds))}</p>",
         f"<ul>{items}</ul>",
-        f"<h2>Decision policy</h2><pre>{html.escape(str(mitigation['decision']))}</pre>",
+        f"<h2>Decision policy</h2><pre>{html.escape(json.dumps(mitigation['decision'], indent=2))}</pre>",
         "<h2>Mitigation cost (holdout)</h2>",
         cost.to_html(float_format=lambda v: f"{v:.4f}", border=0),
     ]
