@@ -49,6 +49,8 @@ run: data
 lint: install
 	ruff check src tests scripts bench
 	ruff format --check src tests scripts bench
+	hadolint Dockerfile
+	shellcheck scripts/ci/*.sh
 
 unit: install
 	pytest tests/unit

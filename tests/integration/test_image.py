@@ -40,9 +40,6 @@ pytestmark = [
 ]
 
 BUILD = ROOT / "scripts" / "ci" / "build_image.py"
-# What the Dockerfile copies from the repository (models/ comes from the fixture).
-CONTEXT = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "requirements.txt",
-           "requirements-serve.txt", "params.yaml", "src")  # fmt: skip
 PIPELINE_ONLY = {"mlflow", "great-expectations", "evidently", "dvc", "fairlearn", "skl2onnx", "hera"}
 UID = "10001"
 TOLERANCE = 1e-6
@@ -69,6 +66,12 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def _build_inputs() -> list[str]:
+    """What the build may see: .dockerignore's allow-list."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [line[1:].strip("/") for line in lines if line.startswith("!")]
+
+
 def _lock_names(path: Path) -> set[str]:
     lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
     return {line.split("==")[0].lower().replace("_", "-") for line in lines if "==" in line}
@@ -86,8 +89,10 @@ def _post(url: str, body: Any) -> dict[str, Any]:
 def bundle(tmp_path_factory: pytest.TempPathFactory, fetched_data: Path) -> Bundle:
     """The build context with models/ exported from a model fitted on the real training split."""
     context = tmp_path_factory.mktemp("image-context")
-    for name in CONTEXT:
+    for name in ("Dockerfile", ".dockerignore", *_build_inputs()):
         source = ROOT / name
+        if name == "models" or not source.exists():
+            continue
         if source.is_dir():
             shutil.copytree(source, context / name, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
         else:
