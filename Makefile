@@ -58,6 +58,8 @@ unit: install
 integration: install $(CHECKOV_STAMP)
 	pytest tests/integration
 
+# One OpenMP thread per process: on a shared 2-core runner, spinning OpenMP workers stall model fits for seconds.
+test: export OMP_NUM_THREADS := 1
 test: lint data manifests-check workflows-check
 	pytest
 
