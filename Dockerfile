@@ -62,19 +62,20 @@ FROM base AS runtime
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin conveyor
 COPY --from=serve-venv /opt/venv /opt/venv
 WORKDIR /app
-COPY params.yaml /app/params.yaml
-COPY models/ /app/models/
 # ONNX Runtime (1.29+) would otherwise send usage telemetry and try to write a device id.
 ENV PATH=/opt/venv/bin:$PATH \
     ORT_DISABLE_TELEMETRY=1 \
     MODEL_DIR=/app/models \
     CONVEYOR_PARAMS=/app/params.yaml
-USER 10001:10001
 # serve.port in params.yaml; the health check reads it from there.
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; from conveyor.config import load_settings; urllib.request.urlopen(f'http://127.0.0.1:{load_settings().serve.port}/readyz', timeout=3)"]
-# Declared last so a new commit or model version rebuilds only the labels.
+CMD ["conveyor", "serve", "--host", "0.0.0.0"]
+USER 10001:10001
+# What changes with every model comes last: the bundle (owned by root, read-only to the user) and the labels.
+COPY params.yaml /app/params.yaml
+COPY models/ /app/models/
 ARG SOURCE_URL=""
 ARG GIT_SHA=""
 ARG MODEL_VERSION=""
@@ -85,4 +86,3 @@ LABEL org.opencontainers.image.title="conveyor" \
       org.opencontainers.image.revision="${GIT_SHA}" \
       org.opencontainers.image.version="${MODEL_VERSION}" \
       io.conveyor.model.version="${MODEL_VERSION}"
-CMD ["conveyor", "serve", "--host", "0.0.0.0"]
