@@ -37,7 +37,7 @@ workflows-check: install
 	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	check-jsonschema --builtin-schema vendor.github-actions .github/act/*/action.yml
 	check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
-	shellcheck .github/act/*.sh .github/act/*/*.sh
+	shellcheck .github/act/*/*.sh
 
 data: install
 	conveyor data fetch

@@ -124,6 +124,7 @@ class Workspace:
             "-P", "ubuntu-latest=-self-hosted", "--pull=false", "--action-offline-mode", "--no-cache-server",
             "--action-cache-path", str(folder / "act-cache"), "--json",
             "-s", "GITHUB_TOKEN=act-local-token",
+            "--env", f"GITHUB_REPOSITORY={REPOSITORY}",  # act reads it from origin's URL, rewritten here
             "--env", f"CONVEYOR_ACT_VENV={Path(sys.executable).parents[1]}",
             "--env", f"CONVEYOR_ACT_ARTIFACTS={folder / 'artifacts'}",
             "--env", f"CONVEYOR_ACT_COMMENTS={folder / 'comments'}",
@@ -136,7 +137,8 @@ class Workspace:
                 cmd += ["--local-repository", f"{action}@{ref}={stubs / action.split('/')[1]}"]
         for key, value in variables.items():
             cmd += ["--var", f"{key}={value}"]
-        env = _git_env() | {
+        env = os.environ | {
+            "GIT_CONFIG_GLOBAL": os.devnull,  # the jobs set their own identity, as on GitHub
             "ACT_DISABLE_VERSION_CHECK": "1",
             "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
             "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"),
@@ -277,7 +279,7 @@ def test_train_workflow_gates_builds_pushes_and_bumps_staging(workspace: Workspa
         assert run.returncode != 0 and run.job_result("image") == "failure"
         assert "scripts/ci/setup-podman.sh" in run.said("image")
         assert run.job_result("bump") is None
-        assert workspace.git("rev-parse", "main", cwd=workspace.origin) == head
+        assert workspace.git("rev-parse", "refs/heads/main", cwd=workspace.origin) == head
         return
 
     assert run.returncode == 0, run.tail()
@@ -294,10 +296,13 @@ def test_train_workflow_gates_builds_pushes_and_bumps_staging(workspace: Workspa
     index = json.loads((workspace.registry / "index.json").read_text())
     assert digest in {m["digest"] for m in index["manifests"]}
 
-    tip = workspace.git("rev-parse", "main", cwd=workspace.origin)
+    tip = workspace.git("rev-parse", "refs/heads/main", cwd=workspace.origin)
     assert workspace.git("rev-parse", f"{tip}^", cwd=workspace.origin) == head
-    subject = workspace.git("log", "-1", "--format=%s", tip, cwd=workspace.origin)
-    assert subject == f"deploy(staging): model v1 {image}@{digest}"
+    message = workspace.git("log", "-1", "--format=%B", tip, cwd=workspace.origin)
+    assert message.startswith(f"deploy(staging): model v1 {image}\n")
+    assert f"Image-Digest: {digest}" in message and "Gate-Report: https://github.com/" in message
+    release = workspace.git("show", f"{tip}:k8s/overlays/staging/release/kustomization.yaml", cwd=workspace.origin)
+    assert digest in release
     assert workspace.git("log", "-1", "--format=%an", tip, cwd=workspace.origin) == "github-actions[bot]"
     changed = workspace.git("diff", "--name-only", head, tip, cwd=workspace.origin).splitlines()
     assert changed and all(path.startswith("k8s/overlays/staging/") for path in changed), changed

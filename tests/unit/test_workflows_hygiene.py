@@ -92,7 +92,7 @@ def test_credentials_persist_only_in_jobs_that_push() -> None:
 
 def test_retrains_and_bumps_never_race() -> None:
     train = load(ROOT / ".github" / "workflows" / "train.yml")
-    assert train["concurrency"] == {"group": "train", "cancel-in-progress": False}
+    assert train["jobs"]["pipeline"]["concurrency"] == {"group": "train", "cancel-in-progress": False}
     groups = {(wf, name): job.get("concurrency", {}).get("group") for wf, name, job in jobs() if (wf, name) in PUSHERS}
     assert groups[("train.yml", "bump")] == "deploy-staging"
     assert groups[("deploy.yml", "promote")] == "deploy-production"

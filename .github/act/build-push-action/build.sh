@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # act stand-in for docker/build-push-action: podman or buildah build, push to a local OCI layout, output the digest.
 set -euo pipefail
-builder="$(bash "$GITHUB_ACTION_PATH/../builder.sh")"
+builder=""
+for candidate in podman buildah; do
+  if command -v "$candidate" >/dev/null 2>&1; then builder="$candidate" && break; fi
+done
+if [ -z "$builder" ]; then
+  echo "::error::the image stand-ins need podman or buildah and neither is installed; run scripts/ci/setup-podman.sh (make image-test does)"
+  exit 1
+fi
 base="${CONVEYOR_ACT_BASE_IMAGE:-localhost/debian-bookworm:base}"
 if ! "$builder" image exists "$base" 2>/dev/null && ! "$builder" inspect --type image "$base" >/dev/null 2>&1; then
   echo "::error::the local base image $base is missing; run scripts/ci/setup-podman.sh (make image-test does)"

@@ -59,7 +59,10 @@ def gate_outputs(
         "model-version": str(verdict.get("model_version") or ""),
         "run-id": str(verdict.get("run_id") or ""),
     }
-    if passed and registry and owner and commit:
+    if passed and registry:
+        if not owner or not commit:
+            missing = "--owner" if not owner else "--sha (or $GITHUB_SHA)"
+            raise ConveyorError(f"{missing} is empty; the image name needs the owner and the commit with --registry.")
         trained = trained_commit(metadata)
         if not trained.startswith(commit[:7]):
             raise ConveyorError(
