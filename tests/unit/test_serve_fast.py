@@ -115,14 +115,12 @@ def test_a_fast_path_that_differs_is_not_served(
     loaded: loading.LoadedModel, settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A deliberately broken fast path (one tree column shifted) must be caught by the load-time check."""
-    original = fast.Encoder.encode
+    original = fast.Encoder.rows
 
-    def shifted(self: fast.Encoder, records: Any) -> np.ndarray:
-        rows = original(self, records)
-        rows[:, -1] += 1
-        return rows
+    def shifted(self: fast.Encoder, records: Any) -> list[list[float]]:
+        return [[*row[:-1], row[-1] + 1] for row in original(self, records)]
 
-    monkeypatch.setattr(fast.Encoder, "encode", shifted)
+    monkeypatch.setattr(fast.Encoder, "rows", shifted)
     with caplog.at_level(logging.WARNING, logger="conveyor.serve"):
         chosen = loading._choose_predictor(loaded.reference.pipeline, loaded.reference, settings)
     assert chosen is loaded.reference

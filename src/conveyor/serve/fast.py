@@ -6,8 +6,9 @@ converter reads categorical splits as numeric thresholds. So this module derives
 
 - an encoder: per feature, the number the trees read. Category codes come from tables made by running the
   Pipeline's own fitted transformers over every declared category, a missing value and an unknown value;
-- a forest: every tree's nodes in flat arrays. One row is decided at every split node at once with numpy,
-  then each tree's leaf is reached by pointer jumping.
+- a forest: every tree's nodes in flat arrays, with, for each column the trees read, a table from the
+  interval its value falls in to the next node of every split on it. One row's next-node array is a few table
+  rows joined; each tree's leaf is then reached by pointer jumping.
 
 Leaf values are summed in tree order from the baseline, as scikit-learn sums them, and go through the model's
 own inverse link, so probabilities equal `predict_proba` bit for bit. Batches larger than SMALL_BATCH use the
@@ -17,6 +18,8 @@ Pipeline when they differ.
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -29,7 +32,7 @@ from conveyor.serve.reference import Record, to_frame
 
 UNKNOWN = "\x00unknown category\x00"  # a value no category list can hold
 SMALL_BATCH = 32  # rows evaluated one by one with numpy; larger batches go to the Cython predictor
-MISSING_SLOT = 256  # categorical codes are < 256 (max_bins <= 255); this column of the table means "missing"
+MISSING_SLOT = 256  # category codes are below 256 (max_bins <= 255)
 
 
 class Unsupported(Exception):
@@ -96,8 +99,8 @@ class Encoder:
             raise Unsupported(f"tree columns {sorted(set(range(width)) - set(columns))} come from no feature")
         return cls([columns[k] for k in range(width)])
 
-    def encode(self, records: Sequence[Record]) -> np.ndarray:
-        return np.array([self._row(r) for r in records], dtype=np.float64).reshape(len(records), len(self.columns))
+    def rows(self, records: Sequence[Record]) -> list[list[float]]:
+        return [self._row(r) for r in records]
 
     def _row(self, record: Record) -> list[float]:
         row = []
@@ -106,16 +109,27 @@ class Encoder:
             if value is None:
                 row.append(missing)
             elif codes is None:
-                row.append(value)
+                row.append(float(value))
             else:
                 row.append(codes.get(value, unknown))
         return row
 
 
+class _Lookup(NamedTuple):
+    """The next node of every split on one tree column, for each interval its value can fall in."""
+
+    column: int
+    bounds: list[float] | None  # numeric: the sorted thresholds; None: categorical, rows indexed by code
+    table: np.ndarray  # (intervals + 1, splits): the last row is for a missing value
+
+
 class Forest:
-    """The trees of a binary HistGradientBoostingClassifier as flat arrays over all trees' nodes, renumbered
-    so that numeric splits come first, then categorical splits, then leaves: one row's decisions are then two
-    contiguous arrays, and the next-node table a copy of a template whose leaves point at themselves."""
+    """The trees of a binary HistGradientBoostingClassifier as flat arrays over all trees' nodes.
+
+    Splits are grouped by the column they read. A column's value falls in one interval between its thresholds
+    (or is one category code, or missing), and each interval decides all of that column's splits at once: so
+    for each column a table gives, per interval, the next node of each of its splits. One row's next-node array
+    is then one table row per column, joined, followed by the leaves (which point at themselves)."""
 
     def __init__(self, model: HistGradientBoostingClassifier) -> None:
         self._predictors = [trees[0] for trees in model._predictors]
@@ -124,61 +138,80 @@ class Forest:
         self._known, self._f_idx_map = model._bin_mapper.make_known_categories_bitsets()
 
         sizes = [len(p.nodes) for p in self._predictors]
-        offsets = np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
+        starts = np.cumsum([0, *sizes[:-1]])
         nodes = np.concatenate([p.nodes for p in self._predictors])
+        tree = np.repeat(np.arange(len(sizes)), sizes)
         leaf = nodes["is_leaf"].astype(bool)
-        categorical = ~leaf & nodes["is_categorical"].astype(bool)
-        numeric = ~leaf & ~categorical
-        order = np.concatenate([np.flatnonzero(numeric), np.flatnonzero(categorical), np.flatnonzero(leaf)])
+        splits = np.flatnonzero(~leaf)
+        splits = splits[np.argsort(nodes["feature_idx"][splits], kind="stable")]
+        order = np.concatenate([splits, np.flatnonzero(leaf)])
         renumber = np.empty(len(nodes), dtype=np.intp)
-        renumber[order] = np.arange(len(nodes), dtype=np.intp)
-        splits = order[: int(numeric.sum() + categorical.sum())]
+        renumber[order] = np.arange(len(nodes))
 
-        self._roots = renumber[np.cumsum([0, *sizes[:-1]])]
+        self._roots = renumber[starts]
         self._depth = int(nodes["depth"].max())
         self._values = nodes["value"][order].astype(np.float64)
-        self._template = np.arange(len(nodes), dtype=np.intp)  # leaves point at themselves
-        self._split_count = len(splits)
-        self._left = renumber[nodes["left"][splits].astype(np.intp) + offsets[splits]]
-        self._right = renumber[nodes["right"][splits].astype(np.intp) + offsets[splits]]
+        self._size, self._split_count = len(nodes), len(splits)
+        self._scratch = threading.local()
+        left = renumber[nodes["left"][splits].astype(np.intp) + starts[tree[splits]]]
+        right = renumber[nodes["right"][splits].astype(np.intp) + starts[tree[splits]]]
+        columns = nodes["feature_idx"][splits]
+        self._lookups = []
+        for column in np.unique(columns):
+            on = columns == column
+            picked = splits[on]
+            if nodes["is_categorical"][picked].any():
+                goes_left = self._categorical(nodes[picked], tree[picked], int(column))
+                bounds = None
+            else:
+                goes_left, bounds = self._numeric(nodes[picked])
+            self._lookups.append(_Lookup(int(column), bounds, np.where(goes_left, left[on], right[on])))
 
-        self._num_feature = nodes["feature_idx"][numeric].astype(np.intp)
-        self._num_threshold = nodes["num_threshold"][numeric].astype(np.float64)
-        self._num_missing_left = nodes["missing_go_to_left"][numeric].astype(bool)
-        self._cat_feature = nodes["feature_idx"][categorical].astype(np.intp)
-        self._cat_table = self._categorical_table(nodes, categorical)
-        self._cat_rows = np.arange(len(self._cat_feature)) * (MISSING_SLOT + 1)
-
-    def _categorical_table(self, nodes: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        """For each categorical split and each code 0..255 (and missing), whether the row goes left: as the
-        Cython predictor decides it, left bitset first, then unknown codes follow the missing direction."""
-        tree = np.searchsorted(
-            np.cumsum([len(p.nodes) for p in self._predictors]), np.flatnonzero(categorical), "right"
-        )
-        left_bits = np.array(
+    @staticmethod
+    def _numeric(nodes: np.ndarray) -> tuple[np.ndarray, list[float]]:
+        """Interval k holds the values v with bounds[k-1] < v <= bounds[k]; a split with threshold t sends
+        them left when v <= t, i.e. when t >= bounds[k]. Past the last bound all go right."""
+        threshold = nodes["num_threshold"].astype(np.float64)
+        bounds = np.unique(threshold)
+        goes_left = np.vstack(
             [
-                self._predictors[t].raw_left_cat_bitsets[b]
-                for t, b in zip(tree, nodes["bitset_idx"][categorical], strict=True)
-            ],
+                threshold[None, :] >= bounds[:, None],
+                np.zeros((1, len(nodes)), dtype=bool),
+                nodes["missing_go_to_left"].astype(bool)[None, :],
+            ]
+        )
+        return goes_left, bounds.tolist()
+
+    def _categorical(self, nodes: np.ndarray, trees: np.ndarray, column: int) -> np.ndarray:
+        """Rows 0..255 are category codes, as the Cython predictor decides them: the left bitset first, then
+        codes the model never saw follow the missing direction; the last row is a missing value."""
+        left_bits = np.array(
+            [self._predictors[t].raw_left_cat_bitsets[b] for t, b in zip(trees, nodes["bitset_idx"], strict=True)],
             dtype=np.uint32,
         ).reshape(-1, 8)
-        known_bits = self._known[self._f_idx_map[nodes["feature_idx"][categorical]]].reshape(-1, 8)
+        known_bits = self._known[self._f_idx_map[column]]
         code = np.arange(MISSING_SLOT)
-        in_left = (left_bits[:, code >> 5] >> (code & 31).astype(np.uint32)) & 1
-        in_known = (known_bits[:, code >> 5] >> (code & 31).astype(np.uint32)) & 1
-        missing_left = nodes["missing_go_to_left"][categorical].astype(bool)[:, None]
-        goes_left = (in_left == 1) | ((in_known == 0) & missing_left)
-        return np.hstack([goes_left, missing_left]).ravel()
+        shift = (code & 31).astype(np.uint32)
+        in_left = (left_bits[:, code >> 5] >> shift) & 1
+        in_known = (known_bits[code >> 5] >> shift) & 1
+        missing_left = nodes["missing_go_to_left"].astype(bool)
+        goes_left = (in_left == 1) | ((in_known[None, :] == 0) & missing_left[:, None])
+        return np.vstack([goes_left.T, missing_left[None, :]])
 
-    def _raw_one(self, row: np.ndarray) -> float:
-        value = row[self._num_feature]
-        numeric_left = (value <= self._num_threshold) | (np.isnan(value) & self._num_missing_left)
-        slot = np.where(np.isnan(row) | (row < 0), MISSING_SLOT, row).astype(np.intp)
-        categorical_left = self._cat_table[self._cat_rows + slot[self._cat_feature]]
-        following = self._template.copy()
-        following[: self._split_count] = np.where(
-            np.concatenate((numeric_left, categorical_left)), self._left, self._right
-        )
+    def _raw_one(self, row: list[float]) -> float:
+        parts = []
+        for column, bounds, table in self._lookups:
+            value = row[column]
+            if value != value:  # NaN: missing
+                parts.append(table[-1])
+            elif bounds is not None:
+                parts.append(table[bisect_left(bounds, value)])
+            else:  # a negative or unseen code is treated as missing, as the Cython predictor does
+                parts.append(table[int(value) if 0 <= value < MISSING_SLOT else -1])
+        following = getattr(self._scratch, "following", None)
+        if following is None:  # one per thread; its tail (the leaves, pointing at themselves) never changes
+            following = self._scratch.following = np.arange(self._size, dtype=np.intp)
+        np.concatenate(parts, out=following[: self._split_count])
         node = self._roots
         for _ in range(self._depth):
             node = following[node]
@@ -192,11 +225,11 @@ class Forest:
             raw += predictor.predict(rows, self._known, self._f_idx_map, 1)
         return raw
 
-    def proba(self, rows: np.ndarray) -> np.ndarray:
+    def proba(self, rows: list[list[float]]) -> np.ndarray:
         if len(rows) <= SMALL_BATCH:
             raw = np.array([self._raw_one(row) for row in rows], dtype=np.float64)
         else:
-            raw = self._raw_many(np.ascontiguousarray(rows))
+            raw = self._raw_many(np.array(rows, dtype=np.float64).reshape(len(rows), -1))
         return self._inverse(raw)
 
 
@@ -210,7 +243,7 @@ class FastPredictor:
         self.forest = forest
 
     def proba(self, records: Sequence[Record]) -> np.ndarray:
-        return self.forest.proba(self.encoder.encode(records))
+        return self.forest.proba(self.encoder.rows(records))
 
 
 def compile_pipeline(pipeline: Any, features: Mapping[str, Feature]) -> FastPredictor:
