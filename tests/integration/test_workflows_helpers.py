@@ -38,20 +38,23 @@ def dvc_project(tmp_path: Path, monkeypatch) -> Path:
     (root / ".gitignore").write_text("/reports/\n")
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
         subprocess.run(cmd, check=True, capture_output=True)
-    CheckResult("evaluate", True, metrics={"roc_auc": 0.91}).write(root / "reports")
+    CheckResult("evaluate", True, metrics={"roc_auc": 0.91, "groups": {"Female": {"count": 120}}}).write(
+        root / "reports"
+    )
     write_gate(root / "reports")
     return root
 
 
 def test_metrics_diff_compares_mains_reports_with_the_workspace(dvc_project: Path, tmp_path: Path) -> None:
     baseline = tmp_path / "baseline"
-    CheckResult("evaluate", True, metrics={"roc_auc": 0.88}).write(baseline)
+    CheckResult("evaluate", True, metrics={"roc_auc": 0.88, "groups": {"Female": {"count": 100}}}).write(baseline)
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
     body = comment.render(baseline, "https://example.invalid/run/1")
     assert body.startswith(comment.MARKER + "\n### Conveyor gate passed")
     table = body.split("#### Metrics against main", 1)[1]
-    assert "| reports/evaluate.json | metrics.roc_auc | 0.88" in table and "| 0.91" in table and "0.03" in table
-    assert "| main " in table and "workspace" in table
+    assert "| report | metric | main | this change | change |" in table
+    assert "| evaluate | roc_auc | 0.88 | 0.91 | 0.03 |" in table
+    assert "<details>" in table and "| evaluate | groups.Female.count | 100 | 120 | 20 |" in table
     assert body.rstrip().endswith("https://example.invalid/run/1")
     now = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
     assert now == head and not subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout

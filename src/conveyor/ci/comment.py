@@ -6,10 +6,12 @@ index, `git commit-tree`; no branch or ref moves), and DVC diffs that commit aga
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from conveyor.ci.github import gate_report
 from conveyor.errors import ConveyorError
@@ -17,6 +19,7 @@ from conveyor.paths import REPORTS
 
 MARKER = "<!-- conveyor-gate -->"
 BASELINE_NAME = "main"
+METRICS = "metrics."
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "conveyor",
     "GIT_AUTHOR_EMAIL": "conveyor@localhost",
@@ -49,18 +52,49 @@ def baseline_commit(baseline: Path, reports: Path = REPORTS) -> str | None:
 
 
 def metrics_diff(baseline: Path) -> str:
-    """`dvc metrics diff` of main's reports against this workspace, as Markdown, or a sentence saying why not."""
+    """`dvc metrics diff` of main's reports against this workspace, as Markdown, or a sentence saying why not.
+
+    The headline metrics (one level under `metrics`, the ones the gate reads) come first; the breakdowns per
+    group or per column follow in a collapsed section."""
     commit = baseline_commit(baseline)
     if commit is None:
         return f"No reports from {BASELINE_NAME} to compare with yet: its CI has not uploaded any.\n"
-    done = subprocess.run(
-        ["dvc", "metrics", "diff", commit, "--md", "--precision", "4"], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run(["dvc", "metrics", "diff", commit, "--json"], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         said = done.stderr.strip().splitlines()
         raise ConveyorError(f"`dvc metrics diff` failed: {said[-1] if said else done.returncode}.")
-    table = done.stdout.strip().replace(commit, BASELINE_NAME)
-    return (table or f"No metric differs from {BASELINE_NAME}.") + "\n"
+    changed = json.loads(done.stdout or "{}")
+    rows = [
+        (Path(path).stem, key.removeprefix(METRICS), change)
+        for path, keys in changed.items()
+        for key, change in keys.items()
+        if key.startswith(METRICS)
+    ]
+    if not rows:
+        return f"No metric differs from {BASELINE_NAME}.\n"
+    headline = [row for row in rows if "." not in row[1]]
+    detail = [row for row in rows if "." in row[1]]
+    parts = [_table(headline)] if headline else []
+    if detail:
+        summary = f"{len(detail)} more: per group and per column"
+        parts.append(f"<details><summary>{summary}</summary>\n\n{_table(detail)}\n</details>")
+    return "\n\n".join(parts) + "\n"
+
+
+def _table(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
+    lines = [f"| report | metric | {BASELINE_NAME} | this change | change |", "|---|---|---:|---:|---:|"]
+    for report, metric, change in rows:
+        old, new, diff = (_number(change.get(k)) for k in ("old", "new", "diff"))
+        lines.append(f"| {report} | {metric} | {old} | {new} | {diff} |")
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "/")
 
 
 def render(baseline: Path, run_url: str | None) -> str:
