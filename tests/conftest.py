@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
 from conveyor.config import Settings, load_settings
 
@@ -158,3 +159,13 @@ def serve_bundle(serve_split: tuple[Any, Any], tmp_path_factory: pytest.TempPath
     from tests import serving
 
     return serving.build(load_settings(ROOT / "params.yaml"), serve_split[0], tmp_path_factory.mktemp("serve"))
+
+
+def registered_versions(project: Project) -> list[str]:
+    """Every registered model version in the project's MLflow, as strings."""
+    client = MlflowClient(tracking_uri=project.env["MLFLOW_TRACKING_URI"])
+    return [
+        str(v.version)
+        for m in client.search_registered_models()
+        for v in client.search_model_versions(f"name='{m.name}'")
+    ]

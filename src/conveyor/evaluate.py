@@ -78,7 +78,7 @@ def _champion_scores(settings: Settings, holdout: pd.DataFrame, y: np.ndarray) -
         proba = champion.predict_proba(x)[:, 1]
         version = registry.by_alias(settings, registry.CHAMPION)
         return {
-            "version": version.version if version else None,
+            "version": str(version.version) if version else None,
             **scores(y, proba, decision.labels(x, proba)),
         }
 

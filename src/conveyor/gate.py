@@ -96,7 +96,7 @@ def run(settings: Settings) -> bool:
     _log_to_run(info["run_id"], results, passed)
     version = None
     if passed:
-        version = registry.register(settings, info["run_id"], registry.CANDIDATE).version
+        version = str(registry.register(settings, info["run_id"], registry.CANDIDATE).version)
         evaluation = next(r for r in results if r.check == "evaluate")
         export.export(settings, version, info, _numbers(evaluation.metrics))
     summary = {

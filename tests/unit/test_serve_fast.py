@@ -106,7 +106,7 @@ def test_other_estimators_are_served_by_the_pipeline(
         fast.compile_pipeline(pipeline, linear.data.features)
     reference = PipelinePredictor(pipeline, linear.data.features)
     with caplog.at_level(logging.WARNING, logger="conveyor.serve"):
-        chosen = loading._choose_predictor(pipeline, reference, linear)
+        chosen = loading.choose_predictor(pipeline, reference, linear)
     assert chosen is reference
     assert "does not apply" in caplog.text
 
@@ -122,6 +122,6 @@ def test_a_fast_path_that_differs_is_not_served(
 
     monkeypatch.setattr(fast.Encoder, "rows", shifted)
     with caplog.at_level(logging.WARNING, logger="conveyor.serve"):
-        chosen = loading._choose_predictor(loaded.reference.pipeline, loaded.reference, settings)
+        chosen = loading.choose_predictor(loaded.reference.pipeline, loaded.reference, settings)
     assert chosen is loaded.reference
     assert "differs by up to" in caplog.text

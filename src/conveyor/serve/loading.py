@@ -125,7 +125,7 @@ def probe_records(settings: Settings, rows: int = PROBE_ROWS, seed: int = 0) -> 
     return records
 
 
-def _choose_predictor(pipeline: Any, reference: PipelinePredictor, settings: Settings) -> Predictor:
+def choose_predictor(pipeline: Any, reference: PipelinePredictor, settings: Settings) -> Predictor:
     """The fast path if it compiles and equals the Pipeline on the probe records, else the Pipeline."""
     try:
         candidate = fast.compile_pipeline(pipeline, settings.data.features)
@@ -167,7 +167,7 @@ def load(folder: Path, settings: Settings) -> LoadedModel:
             f"{folder / model.MODEL_FILE}: classes = {classes} is invalid: expected a binary classifier of [0, 1] "
             "returning probabilities."
         )
-    predictor = _choose_predictor(pipeline, reference, settings)
+    predictor = choose_predictor(pipeline, reference, settings)
     for i in range(WARM_UP_CALLS):
         predictor.proba(probe[i % len(probe) : i % len(probe) + 1])
     predictor.proba(probe_records(settings, rows=fast.SMALL_BATCH + 1))
