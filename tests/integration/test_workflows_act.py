@@ -248,10 +248,13 @@ def test_every_pinned_action_has_a_stand_in() -> None:
 
 
 @pytest.fixture(scope="module")
-def train_run(workspace: Workspace, dvc_remote: Path) -> Run:
-    return workspace.act(
+def train_run(workspace: Workspace, dvc_remote: Path) -> Iterator[Run]:
+    yield workspace.act(
         "train.yml", "workflow_dispatch", "bump", {"inputs": {}}, "train", {"DVC_REMOTE_URL": str(dvc_remote)}
     )
+    if shutil.which("podman"):  # the tag only; the layers stay cached for the next build
+        image = f"ghcr.io/{REPOSITORY}:1-{workspace.git('rev-parse', '--short=7', 'HEAD')}"
+        subprocess.run(["podman", "rmi", "--ignore", image], capture_output=True, check=False)
 
 
 def test_train_workflow_gates_builds_pushes_and_bumps_staging(workspace: Workspace, train_run: Run) -> None:
