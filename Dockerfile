@@ -7,9 +7,11 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 FROM ${BASE_IMAGE} AS base
+# ONNX Runtime (1.29+) would otherwise send usage telemetry and try to write a device id.
 ENV LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    ORT_DISABLE_TELEMETRY=1
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # The serving dependencies in a venv without pip: the runtime copies only this folder. The base image's pip
@@ -31,8 +33,17 @@ COPY src/ /src/src/
 RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca \
     python3 -m pip --python /opt/venv/bin/python install --no-deps /src
 
-# The whole lock on top of the serving one: the shared layers are built once for both targets.
-FROM serve-deps AS pipeline-venv
+# The pipeline image grows from the serving dependencies, so both targets share those layers. Argo Workflows
+# runs `conveyor <step>` in a checkout on the shared workspace volume; DVC needs git there, and the volume's
+# owner may not be this user, hence the safe.directory entry. git is not pinned (DL3008): Debian keeps only
+# the newest build of a release's package, so a pin breaks at its next security update.
+FROM serve-deps AS pipeline
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git \
+    && rm -rf /var/lib/apt/lists/* \
+    && git config --system --add safe.directory '*' \
+    && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin conveyor
 COPY requirements.txt /tmp/requirements.txt
 RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca \
     python3 -m pip --python /opt/venv/bin/python install --no-deps -r /tmp/requirements.txt
@@ -40,18 +51,6 @@ COPY pyproject.toml README.md /src/
 COPY src/ /src/src/
 RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca \
     python3 -m pip --python /opt/venv/bin/python install --no-deps /src
-
-# Argo Workflows runs `conveyor <step>` in a checkout on the shared workspace volume; DVC needs git there,
-# and the volume's owner is not this user, hence the safe.directory entry. git is not pinned (DL3008): Debian
-# keeps only the newest build of a release's package, so a pin breaks at its next security update.
-FROM base AS pipeline
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends git \
-    && rm -rf /var/lib/apt/lists/* \
-    && git config --system --add safe.directory '*' \
-    && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin conveyor
-COPY --from=pipeline-venv /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /workspace
 USER 10001:10001
@@ -62,9 +61,7 @@ FROM base AS runtime
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin conveyor
 COPY --from=serve-venv /opt/venv /opt/venv
 WORKDIR /app
-# ONNX Runtime (1.29+) would otherwise send usage telemetry and try to write a device id.
 ENV PATH=/opt/venv/bin:$PATH \
-    ORT_DISABLE_TELEMETRY=1 \
     MODEL_DIR=/app/models \
     CONVEYOR_PARAMS=/app/params.yaml
 # serve.port in params.yaml; the health check reads it from there.

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -193,6 +194,23 @@ def test_container_runs_read_only_as_the_unprivileged_user(container: Container)
 
 def test_healthcheck_passes_inside_the_container(container: Container) -> None:
     assert podman("healthcheck", "run", container.name, check=False).returncode == 0
+
+
+def test_healthcheck_fails_while_the_model_is_missing(image: str, bundle: Bundle) -> None:
+    name = f"conveyor-image-test-{uuid.uuid4().hex[:12]}"
+    port = free_port()
+    podman(
+        "run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp", "--env", "MODEL_DIR=/app/missing",
+        "--publish", f"127.0.0.1:{port}:{bundle.settings.serve.port}", image,
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}{routes.HEALTH}", timeout=120)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{routes.READY}", timeout=5)
+        assert refused.value.code == 503
+        assert podman("healthcheck", "run", name, check=False).returncode != 0
+    finally:
+        podman("rm", "--force", name, check=False)
 
 
 def test_container_stops_cleanly_on_sigterm(container: Container) -> None:
