@@ -47,17 +47,18 @@ write_containers_conf() {
 make_base_image() {
   as_root podman image exists "$BASE_IMAGE" && return
   echo "building $BASE_IMAGE with debootstrap"
-  local rootfs
-  rootfs="$(mktemp -d)"
-  trap 'as_root rm -rf "$rootfs"' RETURN
+  ROOTFS="$(mktemp -d)"
   as_root debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
-    bookworm "$rootfs" "$MIRROR" >/dev/null
+    bookworm "$ROOTFS" "$MIRROR" >/dev/null
   printf '%s\n' "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
-    "deb http://deb.debian.org/debian-security bookworm-security main" | as_root tee "$rootfs/etc/apt/sources.list" >/dev/null
-  as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
-  as_root tar -C "$rootfs" -c . | as_root podman import --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
-    - "$BASE_IMAGE" >/dev/null
+    "deb http://deb.debian.org/debian-security bookworm-security main" | as_root tee "$ROOTFS/etc/apt/sources.list" >/dev/null
+  as_root rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/*.log
+  as_root tar -C "$ROOTFS" -c . | as_root podman import --quiet --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
 }
+
+ROOTFS=""
+trap '[ -z "$ROOTFS" ] || as_root rm -rf "$ROOTFS"' EXIT
 
 install_packages
 write_containers_conf
