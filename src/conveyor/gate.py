@@ -11,12 +11,14 @@ from typing import Any
 
 import mlflow
 
-from conveyor import export, registry, train
+from conveyor import export, model, registry, train
 from conveyor.checks.result import CheckResult
 from conveyor.config import Settings
-from conveyor.paths import REPORTS
+from conveyor.errors import ConveyorError
+from conveyor.paths import REPORTS, TRAIN_INFO, TRAINED_MODEL
 
 CHECKS = ("quality", "drift", "evaluate", "fairness", "latency")
+MODEL_CHECKS = ("evaluate", "fairness", "latency")  # these judge the trained model, so must postdate it
 # What the gate table shows per check: dotted paths into CheckResult.metrics, `*` for every key at that level.
 HEADLINES = {
     "quality": ("rows", "label_rate", "duplicate_fraction"),
@@ -27,15 +29,19 @@ HEADLINES = {
 }
 
 
-def collect(reports: Path = REPORTS) -> list[CheckResult]:
-    """Every expected check's result; a missing one counts as failed."""
+def collect(reports: Path = REPORTS, trained_at: float | None = None) -> list[CheckResult]:
+    """Every expected check's result. A missing one counts as failed, and so does a model check older than
+    `trained_at` (the training record's mtime): it judged an earlier model."""
     results = []
     for check in CHECKS:
         path = reports / f"{check}.json"
-        if path.exists():
-            results.append(CheckResult.read(path))
-        else:
+        if not path.exists():
             results.append(CheckResult.from_failures(check, [f"{check} did not run: {path} is missing"]))
+        elif check in MODEL_CHECKS and trained_at is not None and path.stat().st_mtime < trained_at:
+            stale = f"{check} is stale: {path} predates the trained model; run `conveyor {check}` again"
+            results.append(CheckResult.from_failures(check, [stale]))
+        else:
+            results.append(CheckResult.read(path))
     return results
 
 
@@ -89,9 +95,11 @@ def _log_to_run(run_id: str, results: list[CheckResult], passed: bool) -> None:
 
 
 def run(settings: Settings) -> bool:
-    results = collect()
-    passed = all(r.passed for r in results)
     info = train.read_info()
+    if not (TRAINED_MODEL / model.MODEL_FILE).exists():
+        raise ConveyorError(f"{TRAINED_MODEL}: the trained model is missing; run `conveyor train` first.")
+    results = collect(trained_at=TRAIN_INFO.stat().st_mtime)
+    passed = all(r.passed for r in results)
     export.clear()
     _log_to_run(info["run_id"], results, passed)
     version = None

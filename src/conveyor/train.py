@@ -56,7 +56,10 @@ def _save(settings: Settings, pipeline: Any, decision: Decision, example: pd.Dat
 
 
 def run(settings: Settings) -> dict[str, Any]:
-    """Fit, save to artifacts/model, log the run; write artifacts/train.json for the later steps."""
+    """Fit, save to artifacts/model, log the run; write artifacts/train.json for the later steps.
+
+    The previous record goes first, so a failed run can never leave a gate looking at an older model."""
+    TRAIN_INFO.unlink(missing_ok=True)
     frame = data.load_training(settings)
     train, holdout = data.split(frame, settings)
     started = time.perf_counter()

@@ -156,10 +156,24 @@ def test_biased_decision_fails_fairness(copy_of_passed: Project) -> None:
 
 def test_slow_model_fails_latency(copy_of_passed: Project) -> None:
     project = copy_of_passed
-    trusted = [*project.settings.model.trusted_types, "tests.support.slow.SlowClassifier"]
-    project.write_params({"model": {"estimator": "tests.support.slow.SlowClassifier", "trusted_types": trusted}})
+    params = yaml.safe_load((project.root / "params.yaml").read_text())
+    params["model"] |= {
+        "estimator": "tests.support.slow.SlowClassifier",
+        "params": {"max_iter": 500},
+        "trusted_types": [*params["model"]["trusted_types"], "numpy.dtype", "tests.support.slow.SlowClassifier"],
+    }
+    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert run_steps(project, "train", "latency", "gate") == ["gate"]
     assert_blocked(project, "latency", "single_p99_ms = ")
+
+
+def test_a_failed_training_run_leaves_nothing_for_the_gate(copy_of_passed: Project) -> None:
+    """A train that fails must not let the gate register the previous run's model."""
+    project = copy_of_passed
+    project.write_params({"model": {"params": {"no_such_parameter": 1}}})
+    assert run_steps(project, "train", "gate") == ["train", "gate"]
+    assert not (project.root / "artifacts" / "train.json").exists()
+    assert registered_versions(project) == ["1"]
 
 
 def test_drifted_batch_fails_drift(copy_of_passed: Project) -> None:

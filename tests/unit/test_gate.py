@@ -1,5 +1,6 @@
 """The gate's reading of CheckResults and its table; registration is covered by the integration tests."""
 
+import os
 from pathlib import Path
 
 from conveyor import gate
@@ -13,6 +14,17 @@ def test_a_missing_check_counts_as_failed(tmp_path: Path) -> None:
     assert results["quality"].passed
     assert not results["drift"].passed
     assert results["drift"].failures == [f"drift did not run: {tmp_path / 'drift.json'} is missing"]
+
+
+def test_a_model_check_older_than_the_model_counts_as_failed(tmp_path: Path) -> None:
+    for check in gate.CHECKS:
+        CheckResult.from_failures(check, []).write(tmp_path)
+    os.utime(tmp_path / "latency.json", (0, 0))
+    results = {r.check: r for r in gate.collect(tmp_path, trained_at=1000.0)}
+    assert [c for c, r in results.items() if not r.passed] == ["latency"]
+    assert results["latency"].failures[0].startswith("latency is stale: ")
+    os.utime(tmp_path / "quality.json", (0, 0))  # data checks do not depend on the model
+    assert results["quality"].passed
 
 
 def test_result_round_trips(tmp_path: Path) -> None:
