@@ -63,7 +63,7 @@ integration: install $(CHECKOV_STAMP)
 
 # One OpenMP thread per process: on a shared 2-core runner, spinning OpenMP workers stall model fits for seconds.
 test: export OMP_NUM_THREADS := 1
-test: lint data manifests-check workflows-check
+test: lint data podman manifests-check workflows-check
 	pytest
 
 serve: install
@@ -77,11 +77,13 @@ bench-serve: install
 soak: install
 	python bench/serve/soak.py
 
-# The serving image built with podman and run read-only on loopback (tests/integration/test_image.py), after
-# installing podman and making the local base image (scripts/ci/setup-podman.sh; quick when already done).
-.PHONY: image-test
-image-test: install
+# podman, buildah and the local base image the image tests build from (quick when already done).
+.PHONY: podman image-test
+podman:
 	scripts/ci/setup-podman.sh
+
+# The serving image built with podman and run read-only on loopback (tests/integration/test_image.py).
+image-test: install podman
 	pytest tests/integration/test_image.py
 
 clean:
