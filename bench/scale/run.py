@@ -1,17 +1,19 @@
 """Stage times and peak memory at 1x, 4x and 16x the training rows: the figures behind params.yaml argo.tasks.
 
-Usage: python bench/scale/run.py [--scales 1 4 16] [--seed 0]
+Usage: python bench/scale/run.py [--scales 1 4 16] [--seed 0] [--cpus N] [--stages NAME ...]
 
 For each scale, a temporary project (params.yaml, dvc.yaml, src/ and data/ of this repository) whose
 data/train.csv holds `scale` times the rows of the real one: the real rows plus rows drawn from them with
 replacement, with a fixed seed (1x is the file as it is). Then every dvc.yaml stage runs in order as its
 `cmd`, each timed (wall and CPU seconds) with its peak resident memory, both from wait4() of the stage's
 process. Resampling repeats rows, so the copy's gates.quality.max_duplicate_fraction is 1.0 and every stage
-does its full work. Prints Markdown tables and the load average (`uptime`) before and after."""
+does its full work. With --cpus N every stage runs on N cores (CPU affinity) with OMP_NUM_THREADS=N, as a pod
+with a CPU limit of N runs it. Prints a Markdown table and the load average (`uptime`) before and after."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -53,11 +55,18 @@ def _project(parent: Path, scale: int, seed: int) -> tuple[Path, int]:
     return root, len(rows) * scale
 
 
-def _measure(cmd: str, cwd: Path, env: dict[str, str], log: Path) -> Run:
+def _measure(cmd: str, cwd: Path, env: dict[str, str], log: Path, cpus: int | None) -> Run:
     """Wall time, then CPU time and peak RSS of the process from wait4 (its waited-for children included)."""
+
+    def pin() -> None:
+        if cpus:
+            os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cpus])
+
     with log.open("w") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", cmd], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin
+        )
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -72,9 +81,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpus", type=int, default=None, help="cores per stage (default: all, OpenMP unset)")
+    parser.add_argument("--stages", nargs="+", default=None, help="run only these dvc.yaml stages, in file order")
     args = parser.parse_args()
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    print(f"before: {_uptime()}", flush=True)
+    stages = {name: stage for name, stage in stages.items() if args.stages is None or name in args.stages}
+    print(f"before: {_uptime()}; cores per stage: {args.cpus or os.cpu_count()}", flush=True)
     results: dict[int, dict[str, Run]] = {}
     rows: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,13 +97,22 @@ def main() -> None:
                 "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlruns.db",
             }
             env.pop("CONVEYOR_PARAMS", None)
+            if args.cpus:
+                env["OMP_NUM_THREADS"] = str(args.cpus)
             results[scale] = {}
             for name, stage in stages.items():
-                run = _measure(stage["cmd"], root, env, Path(tmp) / f"{scale}x-{name}.log")
+                run = _measure(stage["cmd"], root, env, Path(tmp) / f"{scale}x-{name}.log", args.cpus)
                 results[scale][name] = run
                 print(
-                    f"{scale}x {name}: {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, {run.peak_mib:.0f} MiB, exit {run.exit}"
+                    f"{scale}x {name}: {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, {run.peak_mib:.0f} MiB, exit {run.exit}",
+                    flush=True,
                 )
+            gate = root / "reports" / "gate.json"
+            failures = json.loads(gate.read_text())["failures"] if gate.exists() else ["no reports/gate.json"]
+            print(f"{scale}x gate failures: {failures or 'none'}", flush=True)
+            local = {"src", "mlartifacts", "mlruns.db"}  # code, and what a tracking server keeps in the cluster
+            used = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not local & set(p.parts))
+            print(f"{scale}x files the stages leave on the workspace (src/ and MLflow aside): {used / 2**20:.0f} MiB")
             shutil.rmtree(root)
     print(f"after: {_uptime()}\n")
     head = " | ".join(f"{s}x ({rows[s]:,} rows)" for s in args.scales)

@@ -81,7 +81,7 @@ def test_one_task_per_stage_waiting_for_the_stages_that_write_its_deps(project: 
 
 def test_each_task_runs_in_the_pipeline_image_with_its_resources_and_retries(project: Path) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["argo"]["tasks"] = {"evaluate": {"memory": "3Gi", "retries": 0}, "train": {"cpu": "3500m"}}
+    params["argo"]["tasks"] = {"evaluate": {"cpu": "500m", "memory": "3Gi", "retries": 0}, "train": {"cpu": "3500m"}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     defaults = params["argo"]["defaults"]
     template = rendered(project)[f"WorkflowTemplate/{argo_render.NAME}"]
@@ -92,11 +92,14 @@ def test_each_task_runs_in_the_pipeline_image_with_its_resources_and_retries(pro
         assert resources["requests"] == resources["limits"], name
         return resources["requests"]["cpu"], resources["requests"]["memory"], found[name]["retryStrategy"]["limit"]
 
-    assert share("evaluate") == (defaults["cpu"], "3Gi", 0)
+    assert share("evaluate") == ("500m", "3Gi", 0)
     assert share("train") == ("3500m", defaults["memory"], defaults["retries"])
     assert share("gate") == (defaults["cpu"], defaults["memory"], defaults["retries"])
-    env = {e["name"]: e.get("value") for e in found["train"]["container"]["env"]}
-    assert env["OMP_NUM_THREADS"] == "3"
+    threads = {
+        name: {e["name"]: e.get("value") for e in found[name]["container"]["env"]}["OMP_NUM_THREADS"]
+        for name in ("train", "evaluate")
+    }
+    assert threads == {"train": "3", "evaluate": "1"}  # whole CPUs of the request, at least one
     for name, body in found.items():
         assert body["container"]["image"] == params["argo"]["image"], name
         assert body["retryStrategy"]["retryPolicy"] == params["argo"]["retry"]["policy"], name
