@@ -87,8 +87,10 @@ def test_group_thresholds_label_as_the_decision_does(
     records = serving.records(holdout, settings)
     proba = loaded.predictor.proba(records[:1000])
     x, _ = data.features_and_target(holdout.head(1000), settings)
-    labels = loading.Policy(decision).labels(records[:1000], proba)
+    policy = loading.Policy(decision)
+    labels = policy.labels(records[:1000], proba)
     assert labels.tolist() == decision.labels(x, proba).tolist()
+    assert [policy.label(r, p) for r, p in zip(records, proba.tolist(), strict=False)] == labels.tolist()
     assert labels.tolist() != Decision(threshold=0.5).labels(x, proba).tolist()
 
 

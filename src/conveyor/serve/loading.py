@@ -42,6 +42,12 @@ class Policy:
     def __init__(self, decision: Decision) -> None:
         self.decision = decision
 
+    def label(self, record: Record, probability: float) -> int:
+        """One record's label, without numpy (the single-record hot path)."""
+        d = self.decision
+        limit = d.group_thresholds.get(record[d.group_feature], d.threshold) if d.group_feature else d.threshold
+        return int(probability >= limit)
+
     def labels(self, records: Sequence[Record], proba: np.ndarray) -> np.ndarray:
         d = self.decision
         if not d.group_feature:
