@@ -134,7 +134,7 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
         "template.conveyor-dispatch-sync-failed is not a repository_dispatch carrying environment and revision",
     ),
     "image user": (
-        "Dockerfile", "USER 10001:10001\n# serve.port", "USER root\n# serve.port",
+        "Dockerfile", "USER 10001:10001\n# What changes", "USER root\n# What changes",
         "the serving stage runs as USER root, expected 10001",
     ),
 }  # fmt: skip
