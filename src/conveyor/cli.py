@@ -69,6 +69,10 @@ def _gate(args: argparse.Namespace) -> int:
     return 0 if _call("conveyor.gate", "run", _settings(args)) else 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    return _call("conveyor.export_registry", "main", _settings(args), args)
+
+
 def _serve(args: argparse.Namespace) -> int:
     _call("conveyor.serve.app", "serve", _settings(args), host=args.host, port=args.port)
     return 0
@@ -104,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         steps.add_parser(step, help=help_text).set_defaults(func=_run_check(step))
     steps.add_parser("train", help="fit the model and log it to MLflow").set_defaults(func=_train)
     steps.add_parser("gate", help="read every check, register and export on pass").set_defaults(func=_gate)
+
+    export = steps.add_parser("export", help="write models/ from a registered model version in MLflow")
+    _call("conveyor.export_registry", "add_arguments", export)
+    export.set_defaults(func=_export)
 
     serve = steps.add_parser("serve", help="run the model API")
     serve.add_argument("--host", default="127.0.0.1")

@@ -14,12 +14,18 @@ from conveyor.paths import EXPORTED_METADATA, MODELS, TRAINED_MODEL
 METADATA_FILE = EXPORTED_METADATA.name
 
 
-def export(settings: Settings, version: str, train_info: dict[str, Any], metrics: dict[str, Any]) -> Path:
-    """Write models/ for the image build. Written to a sibling folder first, then swapped in, so a
-    failure never leaves a half-written bundle behind."""
+def export(
+    settings: Settings,
+    version: str,
+    train_info: dict[str, Any],
+    metrics: dict[str, Any],
+    source: Path = TRAINED_MODEL,
+) -> Path:
+    """Write models/ for the image build from the model folder `source`. Written to a sibling folder first,
+    then swapped in, so a failure never leaves a half-written bundle behind."""
     staging = MODELS.with_name(MODELS.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(TRAINED_MODEL, staging)
+    shutil.copytree(source, staging)
     metadata = {
         "name": settings.model.name,
         "version": str(version),

@@ -54,6 +54,24 @@ def by_alias(settings: Settings, alias: str) -> ModelVersion | None:
         return None
 
 
+def by_version(settings: Settings, version: str | int) -> ModelVersion | None:
+    """A registered version of the model, or None when the model or the version does not exist."""
+    configure()
+    try:
+        return MlflowClient().get_model_version(settings.model.name, str(version))
+    except MlflowException:
+        return None
+
+
+def download_version(settings: Settings, version: str | int, destination: Path) -> Path | None:
+    """Fetch the model folder of a registered version; None when there is no such version."""
+    if by_version(settings, version) is None:
+        return None
+    destination.mkdir(parents=True, exist_ok=True)
+    uri = f"models:/{settings.model.name}/{version}"
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(destination)))
+
+
 def download(settings: Settings, alias: str, destination: Path) -> Path | None:
     """Fetch the model folder an alias points at; None when there is no such alias."""
     version = by_alias(settings, alias)

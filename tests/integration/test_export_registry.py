@@ -1,0 +1,90 @@
+"""`conveyor export`: models/ from a registered version in a real sqlite-backed MLflow, as the Argo path of
+train.yml uses it (the pipeline ran on the cluster, so artifacts/model is not on the runner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import pytest
+
+from conveyor import cli, model, registry
+from conveyor.config import Settings, load_settings
+from conveyor.data import features_and_target
+from conveyor.errors import ConveyorError
+from conveyor.export import read_metadata
+from conveyor.export_registry import from_registry
+from conveyor.paths import MODELS
+from tests.conftest import ROOT
+from tests.factories import synthetic
+
+pytestmark = pytest.mark.integration
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+METRICS = {"roc_auc": 0.875, "f1": 0.5, "holdout_rows": 80.0}
+
+
+@pytest.fixture
+def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A small model fitted on synthetic rows, logged as `conveyor train` and the gate log it, and registered."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    settings = load_settings(ROOT / "params.yaml")
+    frame = synthetic(settings, 300, seed=1)
+    x, y = features_and_target(frame, settings)
+    pipeline = model.build_pipeline(settings).fit(x, y)
+    saved = tmp_path / "saved"
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(saved),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        skops_trusted_types=list(settings.model.trusted_types),
+    )
+    registry.configure()
+    with mlflow.start_run() as run:
+        mlflow.set_tags({"git_commit": COMMIT, "data_version": "d41d8cd98f00b204e9800998ecf8427e"})
+        mlflow.log_metrics({"train_rows": 220.0} | {f"evaluate.{k}": v for k, v in METRICS.items()})
+        mlflow.log_artifacts(str(saved), registry.MODEL_ARTIFACT)
+    version = str(registry.register(settings, run.info.run_id).version)
+    return {"settings": settings, "version": version, "run_id": run.info.run_id, "pipeline": pipeline, "x": x}
+
+
+def test_export_writes_the_bundle_of_a_registered_version(registered: dict[str, Any]) -> None:
+    settings: Settings = registered["settings"]
+    assert from_registry(settings, registered["version"]) == MODELS
+    metadata = read_metadata()
+    assert metadata["version"] == registered["version"]
+    assert metadata["run_id"] == registered["run_id"]
+    assert metadata["git_commit"] == COMMIT
+    assert metadata["data_version"] == "d41d8cd98f00b204e9800998ecf8427e"
+    assert metadata["metrics"] == METRICS  # evaluate.* only, prefix removed; train_rows left out
+    assert metadata["name"] == settings.model.name
+    assert set(metadata["features"]) == set(settings.data.features)
+    loaded = model.load(MODELS, settings)
+    np.testing.assert_allclose(
+        loaded.predict_proba(registered["x"]), registered["pipeline"].predict_proba(registered["x"])
+    )
+
+
+def test_the_cli_exports_the_version_of_a_passed_gate_report(registered: dict[str, Any]) -> None:
+    report = Path("reports") / "gate.json"
+    report.parent.mkdir()
+    report.write_text(json.dumps({"passed": True, "model_version": registered["version"]}))
+    assert cli.main(["--params", str(ROOT / "params.yaml"), "export", "--gate-report", str(report)]) == 0
+    assert read_metadata()["version"] == registered["version"]
+
+
+def test_a_failed_gate_report_exports_nothing(registered: dict[str, Any]) -> None:
+    report = Path("gate.json")
+    report.write_text(json.dumps({"passed": False, "model_version": None}))
+    assert cli.main(["--params", str(ROOT / "params.yaml"), "export", "--gate-report", str(report)]) == 2
+    assert not MODELS.exists()
+
+
+def test_an_unknown_version_is_refused(registered: dict[str, Any]) -> None:
+    with pytest.raises(ConveyorError, match="no such version"):
+        from_registry(registered["settings"], "99")
+    assert not MODELS.exists()
