@@ -37,6 +37,8 @@ RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf --mount=type=secret,id=
 # runs `conveyor <step>` in a checkout on the shared workspace volume; DVC needs git there, and the volume's
 # owner may not be this user, hence the safe.directory entry. git is not pinned (DL3008): Debian keeps only
 # the newest build of a release's package, so a pin breaks at its next security update.
+# The checkout task's demo fetch runs `python -m pip download`, so this venv (unlike the runtime's) gets pip:
+# ensurepip installs the wheel the interpreter bundles, offline, with no version to pin here.
 FROM serve-deps AS pipeline
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -46,7 +48,8 @@ RUN apt-get update \
     && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin conveyor
 COPY requirements.txt /tmp/requirements.txt
 RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca \
-    python3 -m pip --python /opt/venv/bin/python install --no-deps -r /tmp/requirements.txt
+    python3 -m pip --python /opt/venv/bin/python install --no-deps -r /tmp/requirements.txt \
+    && /opt/venv/bin/python -m ensurepip --default-pip
 COPY pyproject.toml README.md /src/
 COPY src/ /src/src/
 RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf --mount=type=secret,id=pip-ca \

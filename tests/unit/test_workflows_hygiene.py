@@ -23,7 +23,7 @@ WRITERS = {
         ("rollback.yml", "rollback"),
         ("train.yml", "deploy"),
     },
-    "packages": {("train.yml", "image")},
+    "packages": {("train.yml", "image"), ("train.yml", "pipeline-image")},
     "pull-requests": {("ci.yml", "comment")},
     "id-token": set(),
 }
