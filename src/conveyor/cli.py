@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError
@@ -110,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_parser("gate", help="read every check, register and export on pass").set_defaults(func=_gate)
 
     export = steps.add_parser("export", help="write models/ from a registered model version in MLflow")
-    _call("conveyor.export_registry", "add_arguments", export)
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version", help="the registered model version to export")
+    which.add_argument("--gate-report", type=Path, help="a passed reports/gate.json: export its model_version")
     export.set_defaults(func=_export)
 
     serve = steps.add_parser("serve", help="run the model API")

@@ -21,12 +21,6 @@ PROVENANCE_TAGS = ("git_commit", "data_version")
 EVALUATE_PREFIX = "evaluate."
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--version", help="the registered model version to export")
-    which.add_argument("--gate-report", type=Path, help="a passed reports/gate.json: export its model_version")
-
-
 def version_from_gate(report: Path) -> str:
     """The model_version of a passed gate report."""
     if not report.exists():
