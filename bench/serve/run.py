@@ -3,8 +3,10 @@ connections) against the Conveyor API, `mlflow models serve` of the same model f
 FastAPI endpoint that parses the body and returns a constant); then the in-process predict latency.
 
 From the repository root, with the bundle exported to models/ and `wrk` installed:
-    python bench/serve/run.py [--model-dir models] [--seconds 15]
-Every server runs one worker on loopback. Results go to bench/serve/results.json and a Markdown table."""
+    python bench/serve/run.py [--model-dir models] [--seconds 10] [--rounds 3]
+Every server runs one worker on loopback. The rounds interleave the servers, so a change in the machine's load
+touches them all; each figure is the median over the rounds. Results go to bench/serve/results.json and a
+Markdown table."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -183,6 +186,25 @@ def in_process(model_dir: Path, record: dict[str, Any], calls: int) -> dict[str,
     return out
 
 
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per server and connection count, the median of the rounds (each figure on its own), the errors summed
+    and the load range seen."""
+    out = []
+    for key in dict.fromkeys((r["target"], r["connections"]) for r in runs):
+        mine = [r for r in runs if (r["target"], r["connections"]) == key]
+        out.append(
+            {
+                "target": key[0],
+                "connections": key[1],
+                "rounds": len(mine),
+                **{k: statistics.median(r[k] for r in mine) for k in ("requests_per_s", "p50_ms", "p99_ms")},
+                "errors": sum(r["non_2xx"] + r["socket_errors"] for r in mine),
+                "load_average_1m": [min(r["load_average_1m"] for r in mine), max(r["load_average_1m"] for r in mine)],
+            }
+        )
+    return out
+
+
 def goals(http: list[dict[str, Any]], inproc: dict[str, Any]) -> dict[str, Any]:
     at32 = {r["target"]: r for r in http if r["connections"] == 32}
     ours, floor = at32["conveyor"], at32["HTTP floor"]
@@ -198,13 +220,14 @@ def goals(http: list[dict[str, Any]], inproc: dict[str, Any]) -> dict[str, Any]:
 
 def table(http: list[dict[str, Any]]) -> str:
     lines = [
-        "| server | connections | requests/s | p50 ms | p99 ms | non-2xx | load avg |",
+        "| server | connections | requests/s | p50 ms | p99 ms | errors | load avg |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(http, key=lambda r: (r["connections"], r["target"])):
+    for r in sorted(http, key=lambda r: (r["connections"], -r["requests_per_s"])):
+        low, high = r["load_average_1m"]
         lines.append(
             f"| {r['target']} | {r['connections']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.2f} | "
-            f"{r['p99_ms']:.2f} | {r['non_2xx'] + r['socket_errors']} | {r['load_average_1m']} |"
+            f"{r['p99_ms']:.2f} | {r['errors']} | {low} to {high} |"
         )
     return "\n".join(lines)
 
@@ -212,7 +235,8 @@ def table(http: list[dict[str, Any]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
-    parser.add_argument("--seconds", type=int, default=15, help="length of each measured wrk run")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all servers; figures are medians")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of load before each measured run")
     parser.add_argument("--calls", type=int, default=20000, help="in-process calls per fast-path case")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
@@ -241,26 +265,32 @@ def main() -> int:
                 )
                 if not answers(spec["url"], spec["body"]):
                     raise SystemExit(f"{spec['name']}: the predict request is refused")
-            http = []
-            for connections in CONNECTIONS:
-                for spec in specs:
-                    wrk(spec["url"], spec["body_file"], 32, args.warmup)
-                    result = wrk(spec["url"], spec["body_file"], connections, args.seconds)
-                    http.append({"target": spec["name"], **result})
-                    print(
-                        f"{spec['name']:>28} c={connections:<3} {result['requests_per_s']:>9,.0f} req/s  p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms",
-                        flush=True,
-                    )
+            runs = []
+            for round_ in range(args.rounds):
+                for connections in CONNECTIONS:
+                    for spec in specs:
+                        wrk(spec["url"], spec["body_file"], 32, args.warmup)
+                        result = wrk(spec["url"], spec["body_file"], connections, args.seconds)
+                        runs.append({"target": spec["name"], "round": round_, **result})
+                        print(
+                            f"round {round_} {spec['name']:>26} c={connections:<3} {result['requests_per_s']:>9,.0f}"
+                            f" req/s  p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms"
+                            f"  load {result['load_average_1m']}",
+                            flush=True,
+                        )
         finally:
             for server in servers:  # each server and the workers it spawned: the group it leads
                 os.killpg(server.pid, signal.SIGTERM)
             for server in servers:
                 server.wait(timeout=60)
     inproc = in_process(model_dir, record, args.calls)
+    http = summarize(runs)
     report = {
         "cpus": os.cpu_count(),
         "seconds_per_run": args.seconds,
+        "rounds": args.rounds,
         "http": http,
+        "runs": runs,
         "in_process": inproc,
         "goals": goals(http, inproc),
     }
