@@ -267,3 +267,25 @@ def test_readyz_is_503_until_the_model_is_loaded_and_warmed(
             assert time.monotonic() < deadline, "the model never became ready"
             time.sleep(0.1)
         assert client.get(routes.MODEL).json()["predictor"] == "fast"
+
+
+def test_an_internal_error_is_a_counted_500_with_a_log_line(
+    client: TestClient,
+    loaded: loading.LoadedModel,
+    records: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not bad input (that is a 4xx): a fault inside the server must still answer, be counted and be logged."""
+
+    def broken(_: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(loaded.predictor, "proba", broken)
+    with caplog.at_level(logging.ERROR, logger="conveyor.serve"):
+        response = client.post(routes.PREDICT, json=records[0])
+    assert response.status_code == 500
+    assert "internal error" in response.json()["error"]
+    assert "predict failed" in caplog.text and "boom" in caplog.text
+    key = ("conveyor_http_requests_total", (("method", "POST"), ("route", routes.PREDICT), ("status", "500")))
+    assert _metrics(client)[key] == 1
