@@ -7,11 +7,9 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 FROM ${BASE_IMAGE} AS base
-# ONNX Runtime (1.29+) would otherwise send usage telemetry and try to write a device id.
 ENV LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    ORT_DISABLE_TELEMETRY=1
+    PYTHONUNBUFFERED=1
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # The serving dependencies in a venv without pip: the runtime copies only this folder. The base image's pip

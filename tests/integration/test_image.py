@@ -41,7 +41,7 @@ pytestmark = [
 ]
 
 BUILD = ROOT / "scripts" / "ci" / "build_image.py"
-PIPELINE_ONLY = {"mlflow", "great-expectations", "evidently", "dvc", "fairlearn", "skl2onnx", "hera"}
+PIPELINE_ONLY = {"mlflow", "great-expectations", "evidently", "dvc", "fairlearn", "hera"}
 UID = "10001"
 TOLERANCE = 1e-6
 
