@@ -6,10 +6,15 @@
 set -euo pipefail
 
 BASE_IMAGE="${CONVEYOR_BASE_IMAGE:-localhost/debian-bookworm:base}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PACKAGES=(podman buildah runc debootstrap)
 CONF=/etc/containers/containers.conf
 MARKER="# written by conveyor scripts/ci/setup-podman.sh"
+
+# The Debian archive this host's apt already uses for a suite; no mirror is named in this repository.
+apt_site() {
+  # shellcheck disable=SC2016 # $(SITE) and $(RELEASE) are apt's own format fields, not shell
+  apt-get indextargets --format '$(SITE) $(RELEASE)' 2>/dev/null | awk -v suite="$1" '$2 == suite { print $1; exit }'
+}
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -47,11 +52,19 @@ write_containers_conf() {
 make_base_image() {
   as_root podman image exists "$BASE_IMAGE" && return
   echo "building $BASE_IMAGE with debootstrap"
+  [ -n "$(apt_site bookworm)" ] || as_root apt-get update -qq
+  local mirror="${DEBIAN_MIRROR:-$(apt_site bookworm)}" security="${DEBIAN_SECURITY_MIRROR:-$(apt_site bookworm-security)}"
+  if [ -z "$mirror" ]; then
+    echo "no Debian bookworm archive in this host's apt sources; set DEBIAN_MIRROR to one" >&2
+    exit 1
+  fi
   ROOTFS="$(mktemp -d)"
   as_root debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
-    bookworm "$ROOTFS" "$MIRROR" >/dev/null
-  printf '%s\n' "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
-    "deb http://deb.debian.org/debian-security bookworm-security main" | as_root tee "$ROOTFS/etc/apt/sources.list" >/dev/null
+    bookworm "$ROOTFS" "$mirror" >/dev/null
+  {
+    printf '%s\n' "deb $mirror bookworm main" "deb $mirror bookworm-updates main"
+    if [ -n "$security" ]; then printf '%s\n' "deb $security bookworm-security main"; fi
+  } | as_root tee "$ROOTFS/etc/apt/sources.list" >/dev/null
   as_root rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/*.log
   as_root tar -C "$ROOTFS" -c . | as_root podman import --quiet --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
