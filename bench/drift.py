@@ -17,23 +17,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds  # bench/ is the script's folder, so on sys.path
 
 from conveyor import data
 from conveyor.checks import drift
 from conveyor.config import load_settings
 
 COMMAND = [sys.executable, "-m", "conveyor.cli", "drift"]
-
-
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def command_seconds(repeat: int) -> tuple[float, float]:

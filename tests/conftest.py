@@ -169,3 +169,17 @@ def registered_versions(project: Project) -> list[str]:
         for m in client.search_registered_models()
         for v in client.search_model_versions(f"name='{m.name}'")
     ]
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    """The repository's params.yaml; a test module may shadow it with its own."""
+    return load_settings(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def loaded(serve_bundle: Path, settings: Settings) -> Any:
+    """The serving bundle as the app loads it: checked, compiled and warmed."""
+    from conveyor.serve import loading
+
+    return loading.load(serve_bundle, settings)

@@ -19,22 +19,12 @@ import skops.io
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from conveyor.config import Settings, load_settings
+from conveyor.config import Settings
 from conveyor.serve import loading, routes
 from conveyor.serve.app import create_app
 from tests import serving
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings(ROOT / "params.yaml")
-
-
-@pytest.fixture(scope="module")
-def loaded(serve_bundle: Path, settings: Settings) -> loading.LoadedModel:
-    return loading.load(serve_bundle, settings)
 
 
 @pytest.fixture

@@ -12,23 +12,13 @@ import pandas as pd
 import pytest
 
 from conveyor import data, model
-from conveyor.config import Settings, load_settings
+from conveyor.config import Settings
 from conveyor.decision import Decision
 from conveyor.serve import fast, loading
 from conveyor.serve.reference import PipelinePredictor
 from tests import serving
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings(ROOT / "params.yaml")
-
-
-@pytest.fixture(scope="module")
-def loaded(serve_bundle: Path, settings: Settings) -> loading.LoadedModel:
-    return loading.load(serve_bundle, settings)
 
 
 @pytest.fixture(scope="module")
