@@ -21,9 +21,10 @@ from pathlib import Path
 
 from timing import median_seconds  # bench/ is the script's folder, so on sys.path
 
-from conveyor import data
 from conveyor.checks import drift
 from conveyor.config import load_settings
+from conveyor.data import ingest
+from conveyor.data import frames
 
 COMMAND = [sys.executable, "-m", "conveyor.cli", "drift"]
 
@@ -55,7 +56,7 @@ def stat_tests_seconds(settings, repeat: int) -> float:
     from evidently import ColumnType
     from evidently.legacy.calculations.stattests.registry import get_registered_stattest
 
-    reference, current, _ = data.windows(settings)
+    reference, current, _ = frames.windows(settings)
     gate = settings.gates.drift
 
     def once() -> None:
@@ -72,7 +73,7 @@ def stat_tests_seconds(settings, repeat: int) -> float:
 
 
 def sampled_run_seconds(settings, rows: int, repeat: int) -> float:
-    reference, current, window = data.windows(settings)
+    reference, current, window = frames.windows(settings)
     cut = (reference.sample(rows, random_state=0), current.sample(rows, random_state=0), window)
     real = drift.windows
     drift.windows = lambda _settings: cut
@@ -99,10 +100,10 @@ def main() -> None:
         os.chdir(work)
         for step in ("holdout", "batch"):
             if step == "batch":
-                data.ingest(settings)
-            reference, current, window = data.windows(settings)
+                ingest.run(settings)
+            reference, current, window = frames.windows(settings)
             print(f"{window}: reference {len(reference)} rows, current {len(current)} rows")
-            print(f"  windows(): {median_seconds(lambda: data.windows(settings), repeat):.2f} s")
+            print(f"  windows(): {median_seconds(lambda: frames.windows(settings), repeat):.2f} s")
             print(f"  stat tests only: {stat_tests_seconds(settings, repeat):.2f} s")
             print(f"  drift.run() with report and HTML: {median_seconds(lambda: drift.run(settings), repeat):.2f} s")
             print(f"  drift.run() on 2,000-row samples: {sampled_run_seconds(settings, 2000, repeat):.2f} s")

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from conveyor import data, mitigate, model
 from conveyor.checks import fairness
 from conveyor.config import Settings, load_settings
+from conveyor.data import frames
 from conveyor.decision import Decision
+from conveyor.training import mitigation, model
 
 CONSTRAINTS = ("true_positive_rate_parity", "equalized_odds")
 
@@ -63,15 +64,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=0, help="fold seeds to compare the constraints on")
     args = parser.parse_args()
     settings = load_settings()
-    train, holdout = data.split(data.load_training(settings), settings)
-    x, y = data.features_and_target(train, settings)
-    xh, yh = data.features_and_target(holdout, settings)
+    train, holdout = frames.split(frames.load_training(settings), settings)
+    x, y = frames.features_and_target(train, settings)
+    xh, yh = frames.features_and_target(holdout, settings)
     feature = settings.model.mitigation.feature
 
     pipeline, fit_wall, fit_cpu = timed(lambda: model.build_pipeline(settings).fit(x, y), args.repeat)
-    scores, oof_wall, oof_cpu = timed(lambda: mitigate.out_of_fold(settings, x, y), args.repeat)
+    scores, oof_wall, oof_cpu = timed(lambda: mitigation.out_of_fold(settings, x, y), args.repeat)
     thresholds, search_wall, search_cpu = timed(
-        lambda: mitigate.group_thresholds(settings, scores, y, x[feature]), args.repeat
+        lambda: mitigation.group_thresholds(settings, scores, y, x[feature]), args.repeat
     )
     print(f"{len(x)} training rows, {settings.model.mitigation.cv_folds} folds, median of {args.repeat}")
     print(f"fit (the model itself)      {fit_wall:7.2f} s wall {fit_cpu:7.2f} s CPU")
@@ -87,7 +88,7 @@ def main() -> None:
         for seed in range(args.seeds):
             variant = with_mitigation(settings, constraint=constraint)
             variant = variant.model_copy(update={"split": variant.split.model_copy(update={"seed": seed})})
-            found = mitigate.group_thresholds(variant, mitigate.out_of_fold(variant, x, y), y, x[feature])
+            found = mitigation.group_thresholds(variant, mitigation.out_of_fold(variant, x, y), y, x[feature])
             row = figures(settings, xh, yh, proba, Decision(decision.threshold, feature, found))
             print(f"{constraint} fold seed {seed}: {row}")
 

@@ -1,4 +1,4 @@
-"""Time the data-quality check (`conveyor validate`) on the real data, and show where the time goes.
+"""Time the data-quality check (`conveyor quality`) on the real data, and show where the time goes.
 
 Run from the repository root after `conveyor data fetch`:  python bench/quality.py [--repeat 3]
 Works in a temporary copy of params.yaml and the data, so reports/ is left alone. Prints the median
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from timing import median_seconds  # bench/ is the script's folder, so on sys.path
 
-from conveyor import data
 from conveyor.checks import quality
 from conveyor.config import load_settings
+from conveyor.data import frames
 
 
 def command_seconds(command: list[str], repeat: int) -> str:
@@ -50,14 +50,14 @@ def main() -> None:
         (work / settings.data.path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / settings.data.path, work / settings.data.path)
         os.chdir(work)
-        frame = data.load_training(settings)
+        frame = frames.load_training(settings)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"training data: {len(frame)} rows, {len(frame.columns)} columns; {os.cpu_count()} cores, load {load}")
-        cli = [sys.executable, "-m", "conveyor.cli", "validate"]
-        print(f"`conveyor validate` (fresh interpreter): {command_seconds(cli, repeat)}")
+        cli = [sys.executable, "-m", "conveyor.cli", "quality"]
+        print(f"`conveyor quality` (fresh interpreter): {command_seconds(cli, repeat)}")
         imports = [sys.executable, "-c", "import conveyor.checks.quality"]
         print(f"  import conveyor.checks.quality: {command_seconds(imports, repeat)}")
-        print(f"  load_training(): {median_seconds(lambda: data.load_training(settings), repeat):.2f} s")
+        print(f"  load_training(): {median_seconds(lambda: frames.load_training(settings), repeat):.2f} s")
         print(
             f"  validate() (GX run + Data Docs): {median_seconds(lambda: quality.validate(frame, settings), repeat):.2f} s"
         )

@@ -11,10 +11,12 @@ from typing import Any
 import pandas as pd
 import skops.io
 
-from conveyor import data, export, model
+from conveyor import bundle
 from conveyor.config import Settings
+from conveyor.data import frames
 from conveyor.decision import Decision
 from conveyor.paths import MODELS, TRAINED_MODEL
+from conveyor.training import model
 
 VERSION = "7"
 TRAIN_INFO = {"run_id": "serve-tests", "git_commit": "0" * 40, "data_version": "serve-tests-data"}
@@ -22,19 +24,19 @@ TRAIN_INFO = {"run_id": "serve-tests", "git_commit": "0" * 40, "data_version": "
 
 def split(settings: Settings, data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout) of the fetched training pool, split as the pipeline splits it."""
-    return data.split(data.read_csv(data_dir / settings.data.path.name, settings), settings)
+    return frames.split(frames.read_csv(data_dir / settings.data.path.name, settings), settings)
 
 
 def build(settings: Settings, train: pd.DataFrame, root: Path, decision: Decision | None = None) -> Path:
     """Fit the configured Pipeline on `train` and export it under `root`; returns the models/ folder."""
-    x, y = data.features_and_target(train, settings)
+    x, y = frames.features_and_target(train, settings)
     pipeline = model.build_pipeline(settings).fit(x, y)
     trained = root / TRAINED_MODEL
     trained.mkdir(parents=True)
-    skops.io.dump(pipeline, trained / model.MODEL_FILE)
+    skops.io.dump(pipeline, trained / bundle.MODEL_FILE)
     (decision or Decision(threshold=settings.model.decision_threshold)).save(trained)
     with contextlib.chdir(root):
-        export.export(settings, VERSION, TRAIN_INFO, {"roc_auc": 0.9})
+        bundle.export(settings, VERSION, TRAIN_INFO, {"roc_auc": 0.9})
     return root / MODELS
 
 

@@ -1,4 +1,7 @@
-"""`conveyor <step>`: one subcommand per pipeline step. dvc.yaml, the workflows and Argo call these."""
+"""`conveyor <step>`: one subcommand per pipeline step. dvc.yaml, the workflows and Argo call these.
+
+Each part of the project adds its own subcommands through `add_commands(commands)` in its `cli` module. Those
+modules are imported at every start, so they import their work lazily: the serving image has no pipeline library."""
 
 from __future__ import annotations
 
@@ -6,138 +9,56 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
 from conveyor.errors import ConveyorError
 
-# Each check step: (module, help). The module's run(settings) writes reports/<check>.json.
-CHECK_STEPS: dict[str, tuple[str, str]] = {
-    "validate": ("conveyor.checks.quality", "Great Expectations data-quality suite on the training data"),
-    "drift": ("conveyor.checks.drift", "Evidently drift: newest batch against the training reference"),
-    "evaluate": ("conveyor.evaluate", "holdout metrics, plots, and champion/challenger comparison"),
-    "fairness": ("conveyor.checks.fairness", "fairlearn group metrics per sensitive feature"),
-    "latency": ("conveyor.checks.latency", "in-process predict latency, throughput and load time"),
-}
-# Check steps whose failure must stop the pipeline at once, because later steps would consume bad input.
-BLOCKING_STEPS = {"validate"}
+# The parts that add subcommands, in the order `conveyor --help` lists them (the pipeline's order).
+PARTS = (
+    "conveyor.data.cli",
+    "conveyor.checks.cli",
+    "conveyor.training.cli",
+    "conveyor.gate.cli",
+    "conveyor.registry.cli",
+    "conveyor.serve.cli",
+    "conveyor.deploy.cli",
+    "conveyor.manifests.cli",
+    "conveyor.argo.cli",
+    "conveyor.ci.cli",
+)
+Run = Callable[[argparse.Namespace], int]
 
 
-def _call(module: str, function: str, *args: Any, **kwargs: Any) -> Any:
-    return getattr(importlib.import_module(module), function)(*args, **kwargs)
+class Commands:
+    """Adds subcommands the same way for every part: a one-line help that is also the `--help` description,
+    and the global options (`--params`) accepted after the subcommand as well as before it."""
 
+    def __init__(self, parser: argparse.ArgumentParser, common: argparse.ArgumentParser, dest: str) -> None:
+        self._actions = parser.add_subparsers(dest=dest, required=True, metavar=f"<{dest}>")
+        self._common = common
 
-def _settings(args: argparse.Namespace) -> Any:
-    from conveyor.config import load_settings
+    def add(self, name: str, help: str, run: Run | None = None) -> argparse.ArgumentParser:
+        """A subcommand; `run(args)` returns the exit code."""
+        parser = self._actions.add_parser(
+            name, help=help, description=help[0].upper() + help[1:] + ".", parents=[self._common]
+        )
+        if run is not None:
+            parser.set_defaults(func=run)
+        return parser
 
-    return load_settings(args.params)
-
-
-def _run_check(step: str) -> Callable[[argparse.Namespace], int]:
-    module, _ = CHECK_STEPS[step]
-
-    def run(args: argparse.Namespace) -> int:
-        result = _call(module, "run", _settings(args))
-        verdict = "passed" if result.passed else "FAILED"
-        print(f"{result.check}: {verdict}")
-        for failure in result.failures:
-            print(f"  - {failure}", file=sys.stderr)
-        for warning in result.warnings:
-            print(f"  ! {warning}", file=sys.stderr)
-        return 1 if (not result.passed and step in BLOCKING_STEPS) else 0
-
-    return run
-
-
-def _data_fetch(args: argparse.Namespace) -> int:
-    for path in _call("conveyor.fetch", "fetch", _settings(args)):
-        print(f"wrote {path}")
-    return 0
-
-
-def _data_ingest(args: argparse.Namespace) -> int:
-    print(f"wrote {_call('conveyor.data', 'ingest', _settings(args))}")
-    return 0
-
-
-def _train(args: argparse.Namespace) -> int:
-    info = _call("conveyor.train", "run", _settings(args))
-    print(f"train: run {info['run_id']}")
-    return 0
-
-
-def _gate(args: argparse.Namespace) -> int:
-    return 0 if _call("conveyor.gate", "run", _settings(args)) else 1
-
-
-def _export(args: argparse.Namespace) -> int:
-    return _call("conveyor.export_registry", "main", _settings(args), args)
-
-
-def _serve(args: argparse.Namespace) -> int:
-    _call("conveyor.serve.app", "serve", _settings(args), host=args.host, port=args.port)
-    return 0
-
-
-def _deploy(args: argparse.Namespace) -> int:
-    return _call("conveyor.deploy.cli", "main", args)
-
-
-def _manifests_check(args: argparse.Namespace) -> int:
-    return _call("conveyor.deploy.check", "main", args)
-
-
-def _argo(args: argparse.Namespace) -> int:
-    return _call("conveyor.argo", "main", args)
-
-
-def _ci(args: argparse.Namespace) -> int:
-    return _call("conveyor.ci.cli", "main", args)
+    def group(self, name: str, help: str) -> Commands:
+        """A subcommand with actions of its own (`conveyor deploy bump`)."""
+        return Commands(self.add(name, help), self._common, dest="action")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="conveyor", description=__doc__)
+    parser = argparse.ArgumentParser(prog="conveyor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default=None, help="configuration file (default: params.yaml)")
-    steps = parser.add_subparsers(dest="step", required=True, metavar="<step>")
-
-    data = steps.add_parser("data", help="fetch the demo dataset or ingest a new batch")
-    data_steps = data.add_subparsers(dest="action", required=True, metavar="<action>")
-    data_steps.add_parser("fetch", help="write the demo data into data/").set_defaults(func=_data_fetch)
-    data_steps.add_parser("ingest", help="add the next batch of new rows").set_defaults(func=_data_ingest)
-
-    for step, (_, help_text) in CHECK_STEPS.items():
-        steps.add_parser(step, help=help_text).set_defaults(func=_run_check(step))
-    steps.add_parser("train", help="fit the model and log it to MLflow").set_defaults(func=_train)
-    steps.add_parser("gate", help="read every check, register and export on pass").set_defaults(func=_gate)
-
-    export = steps.add_parser("export", help="write models/ from a registered model version in MLflow")
-    which = export.add_mutually_exclusive_group(required=True)
-    which.add_argument("--version", help="the registered model version to export")
-    which.add_argument("--gate-report", type=Path, help="a passed reports/gate.json: export its model_version")
-    export.set_defaults(func=_export)
-
-    serve = steps.add_parser("serve", help="run the model API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=None)
-    serve.set_defaults(func=_serve)
-
-    deploy = steps.add_parser("deploy", help="change an environment by a git commit")
-    _call("conveyor.deploy.cli", "add_arguments", deploy)
-    deploy.set_defaults(func=_deploy)
-
-    manifests = steps.add_parser("manifests", help="render and validate k8s/ and argocd/")
-    manifests_steps = manifests.add_subparsers(dest="action", required=True, metavar="<action>")
-    manifests_steps.add_parser("check", help="kustomize, schemas, checkov, app cross-check").set_defaults(
-        func=_manifests_check
-    )
-
-    argo = steps.add_parser("argo", help="the pipeline on Argo Workflows")
-    _call("conveyor.argo", "add_arguments", argo)
-    argo.set_defaults(func=_argo)
-
-    ci = steps.add_parser("ci", help="helpers the GitHub Actions workflows call")
-    _call("conveyor.ci.cli", "add_arguments", ci)
-    ci.set_defaults(func=_ci)
+    # After a subcommand, --params only overrides what was given before it (SUPPRESS: absent leaves it be).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default=argparse.SUPPRESS, help="configuration file (default: params.yaml)")
+    commands = Commands(parser, common, dest="step")
+    for part in PARTS:
+        importlib.import_module(part).add_commands(commands)
     return parser
 
 

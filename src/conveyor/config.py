@@ -75,7 +75,7 @@ class SplitSettings(_Strict):
 
 
 class Mitigation(_Strict):
-    """Per-group decision thresholds for one sensitive feature (conveyor.mitigate); none keeps one threshold."""
+    """Per-group decision thresholds for one sensitive feature (conveyor.training.mitigation); none keeps one threshold."""
 
     method: Literal["none", "threshold_optimizer"] = "none"
     feature: str | None = None

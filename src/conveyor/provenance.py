@@ -1,11 +1,17 @@
-"""Where a model came from: the git commit and the data version (the md5 DVC records in data.dvc)."""
+"""Where a model came from: the git commit, the data version (the md5 DVC records in data.dvc), and the record
+`conveyor train` leaves in artifacts/train.json for the later steps."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from conveyor.errors import ConveyorError
+from conveyor.paths import TRAIN_INFO
 
 DATA_DVC = Path("data.dvc")
 
@@ -26,3 +32,10 @@ def data_version(dvc_file: Path = DATA_DVC) -> str:
         return "untracked"
     outs = yaml.safe_load(dvc_file.read_text()).get("outs") or [{}]
     return str(outs[0].get("md5", "untracked"))
+
+
+def read_train_info() -> dict[str, Any]:
+    """What the train step recorded (run id, git commit, data version); later steps log into the same run."""
+    if not TRAIN_INFO.exists():
+        raise ConveyorError(f"{TRAIN_INFO}: missing; run `conveyor train` first.")
+    return json.loads(TRAIN_INFO.read_text())

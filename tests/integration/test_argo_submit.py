@@ -20,7 +20,8 @@ import jsonschema
 import pytest
 from hera.workflows.models import WorkflowSubmitRequest
 
-from conveyor import argo_dag, argo_render, cli
+from conveyor import cli
+from conveyor.argo import dag, render
 from conveyor.config import load_settings
 from tests.conftest import ROOT
 
@@ -178,7 +179,7 @@ def test_submits_the_template_polls_and_brings_the_passed_gate_home(argo: FakeAr
 
     body = requests[0]["body"]
     jsonschema.validate(body, SUBMIT_SCHEMA)
-    template = argo_render.workflow_template(settings, argo_dag.read(ROOT / "dvc.yaml"))
+    template = render.workflow_template(settings, dag.read(ROOT / "dvc.yaml"))
     assert (body["resourceKind"], body["resourceName"]) == (template["kind"], template["metadata"]["name"])
     assert body["namespace"] == template["metadata"]["namespace"]
     declared = {p["name"] for p in template["spec"]["arguments"]["parameters"]}
@@ -201,12 +202,12 @@ def test_a_failed_gate_is_written_and_exits_non_zero(argo: FakeArgo) -> None:
 
 
 def test_a_workflow_that_failed_before_the_gate_names_the_failed_task(argo: FakeArgo, capsys) -> None:
-    argo.scenario = Scenario(phases=["Running", "Failed"], failed_task="validate")
+    argo.scenario = Scenario(phases=["Running", "Failed"], failed_task="quality")
     assert submit() == 2
     error = capsys.readouterr().err.strip()
     assert error == (
         f"error: workflow {WORKFLOW} ended Failed before the gate wrote its report; "
-        "failed tasks: validate(0) (Error (exit code 1))."
+        "failed tasks: quality(0) (Error (exit code 1))."
     )
     assert not Path("reports/gate.json").exists()
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from conveyor import argo_dag, argo_render
+from conveyor.argo import dag, render
 from tests.conftest import Project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-REVISION_PARAMETER = f"{{{{workflow.parameters.{argo_render.REVISION}}}}}"
+REVISION_PARAMETER = f"{{{{workflow.parameters.{render.REVISION}}}}}"
 
 
 def _origin(project: Project, remote: Path) -> tuple[str, str]:
@@ -44,7 +44,7 @@ def _origin(project: Project, remote: Path) -> tuple[str, str]:
 
 def _local(value: str, workspace: Path, scratch: Path, revision: str) -> str:
     """A rendered path or parameter, as it reads on this machine."""
-    for mount, folder in ((argo_render.WORKSPACE, workspace), (argo_render.SCRATCH, scratch)):
+    for mount, folder in ((render.WORKSPACE, workspace), (render.SCRATCH, scratch)):
         if value == mount or value.startswith(mount + "/"):
             return str(folder) + value[len(mount) :]
     return value.replace(REVISION_PARAMETER, revision)
@@ -69,7 +69,7 @@ def test_the_checkout_fetches_the_revision_and_its_data_and_the_first_stages_run
 ) -> None:
     project = make_project()
     revision, tip = _origin(project, tmp_path / "dvc-remote")
-    template = argo_render.workflow_template(project.settings, argo_dag.read(project.root / "dvc.yaml"))
+    template = render.workflow_template(project.settings, dag.read(project.root / "dvc.yaml"))
     workspace, scratch = tmp_path / "workspace", tmp_path / "scratch"
     workspace.mkdir()
     scratch.mkdir()
@@ -84,12 +84,12 @@ def test_the_checkout_fetches_the_revision_and_its_data_and_the_first_stages_run
     }
     templates = {t["name"]: t for t in template["spec"]["templates"]}
     tasks = templates[template["spec"]["entrypoint"]]["dag"]["tasks"]
-    first = [t["name"] for t in tasks if t.get("dependencies") == [argo_render.CHECKOUT]]
+    first = [t["name"] for t in tasks if t.get("dependencies") == [render.CHECKOUT]]
     assert first, "no stage waits for the checkout alone"
-    for name in [argo_render.CHECKOUT, *first]:
+    for name in [render.CHECKOUT, *first]:
         container = templates[name]["container"]
         env = _pod_env(container, secrets, local)
-        if name == argo_render.CHECKOUT:
+        if name == render.CHECKOUT:
             env["REPOSITORY"] = str(project.root)  # GitHub's stand-in
         done = subprocess.run(
             [*container["command"], *container["args"]],
@@ -100,8 +100,8 @@ def test_the_checkout_fetches_the_revision_and_its_data_and_the_first_stages_run
             check=False,
         )
         assert done.returncode == 0, f"task {name} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-        if name == argo_render.CHECKOUT:
-            checkout = Path(local(argo_render.CHECKOUT_DIR))
+        if name == render.CHECKOUT:
+            checkout = Path(local(render.CHECKOUT_DIR))
             head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True)
             assert head.stdout.strip() == revision != tip
             status = subprocess.run(
@@ -117,7 +117,7 @@ def test_the_checkout_fetches_the_revision_and_its_data_and_the_first_stages_run
             )
             assert imported.stdout.strip() == str(checkout / "src" / "conveyor" / "__init__.py")
 
-    stages = {argo_render.task_name(s.name): s for s in argo_dag.read(project.root / "dvc.yaml")}
+    stages = {render.task_name(s.name): s for s in dag.read(project.root / "dvc.yaml")}
     for name in first:
         for out in stages[name].outs:
-            assert (Path(local(argo_render.CHECKOUT_DIR)) / out).exists(), f"{name} did not write {out}"
+            assert (Path(local(render.CHECKOUT_DIR)) / out).exists(), f"{name} did not write {out}"

@@ -11,8 +11,7 @@ import pytest
 
 from conveyor.checks.result import CheckResult
 from conveyor.config import load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
 
 
 def conveyor(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

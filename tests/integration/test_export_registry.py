@@ -12,13 +12,15 @@ import mlflow.sklearn
 import numpy as np
 import pytest
 
-from conveyor import cli, model, registry
+from conveyor import bundle, cli
+from conveyor.bundle import read_metadata
 from conveyor.config import Settings, load_settings
-from conveyor.data import features_and_target
+from conveyor.data.frames import features_and_target
 from conveyor.errors import ConveyorError
-from conveyor.export import read_metadata
-from conveyor.export_registry import from_registry
 from conveyor.paths import MODELS
+from conveyor.registry import tracking
+from conveyor.registry.export import from_registry
+from conveyor.training import model
 from tests.conftest import ROOT
 from tests.factories import synthetic
 
@@ -43,12 +45,12 @@ def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
         skops_trusted_types=list(settings.model.trusted_types),
     )
-    registry.configure()
+    tracking.configure()
     with mlflow.start_run() as run:
         mlflow.set_tags({"git_commit": COMMIT, "data_version": "d41d8cd98f00b204e9800998ecf8427e"})
         mlflow.log_metrics({"train_rows": 220.0} | {f"evaluate.{k}": v for k, v in METRICS.items()})
-        mlflow.log_artifacts(str(saved), registry.MODEL_ARTIFACT)
-    version = str(registry.register(settings, run.info.run_id).version)
+        mlflow.log_artifacts(str(saved), tracking.MODEL_ARTIFACT)
+    version = str(tracking.register(settings, run.info.run_id).version)
     return {"settings": settings, "version": version, "run_id": run.info.run_id, "pipeline": pipeline, "x": x}
 
 
@@ -63,7 +65,7 @@ def test_export_writes_the_bundle_of_a_registered_version(registered: dict[str, 
     assert metadata["metrics"] == METRICS  # evaluate.* only, prefix removed; train_rows left out
     assert metadata["name"] == settings.model.name
     assert set(metadata["features"]) == set(settings.data.features)
-    loaded = model.load(MODELS, settings)
+    loaded = bundle.load(MODELS, settings)
     np.testing.assert_allclose(
         loaded.predict_proba(registered["x"]), registered["pipeline"].predict_proba(registered["x"])
     )

@@ -21,10 +21,10 @@ from conveyor.deploy import commands, history, release
 from conveyor.deploy.git import Git
 from conveyor.deploy.image import parse_image
 from conveyor.errors import ConveyorError
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 

@@ -1,4 +1,4 @@
-"""The PostSync smoke Job's program (`python -m conveyor.deploy.smoke`) against the real API: `conveyor serve`
+"""The PostSync smoke Job's program (`python -m conveyor.serve.smoke`) against the real API: `conveyor serve`
 on loopback with a real exported model, as the Job reaches the stable Service after a sync."""
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import yaml
 
 from conveyor.serve import routes
 from tests import serving
-from tests.conftest import free_port, wait_for
+from tests.conftest import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 
 
@@ -41,7 +40,7 @@ def api(serve_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def smoke(url: str, params: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "conveyor.deploy.smoke", "--url", url, *extra],
+        [sys.executable, "-m", "conveyor.serve.smoke", "--url", url, *extra],
         env=os.environ | {"CONVEYOR_PARAMS": str(params)},
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip

@@ -3,7 +3,7 @@ non-root user, no capabilities, published on loopback only.
 
 The build context is a temporary folder with the files the Dockerfile copies and a model bundle fitted on the
 real training split and written by the real export code. The container's answers must equal the in-process
-model's (`conveyor.model.load` on the same folder) on the whole holdout. `make image-test` installs podman
+model's (`conveyor.bundle.load` on the same folder) on the whole holdout. `make image-test` installs podman
 and makes the local base image (scripts/ci/setup-podman.sh) so CI never skips this.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conveyor import model
+from conveyor.bundle import load as load_bundle
 from conveyor.config import Settings, load_settings
 from conveyor.serve import routes
 from tests import serving
@@ -103,7 +103,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, fetched_data: Path) -> Bund
     models = serving.build(settings, train, tmp_path_factory.mktemp("image-model"))
     shutil.copytree(models, context / "models")
     features = holdout[list(settings.data.features)]
-    expected = model.load(context / "models", settings).predict_proba(features)[:, 1]
+    expected = load_bundle(context / "models", settings).predict_proba(features)[:, 1]
     return Bundle(context, settings, serving.records(holdout, settings), expected)
 
 

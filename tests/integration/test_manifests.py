@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from conveyor.config import Settings, load_settings
-from conveyor.deploy import check, contract, policy, validate
 from conveyor.errors import ConveyorError
+from conveyor.manifests import check, contract, policy, validate
 from conveyor.serve import routes
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 COPIED = ("params.yaml", "Dockerfile", ".checkov.yaml", "k8s/base", "k8s/overlays", "k8s/argo-workflows", "argocd")
 

@@ -137,7 +137,7 @@ def test_shuffled_labels_fail_evaluation(copy_of_passed: Project) -> None:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     frame[settings.data.target] = frame[settings.data.target].sample(frac=1, random_state=0).to_numpy()
     frame.to_csv(path, index=False)
-    assert run_steps(project, "validate", "train", "evaluate", "gate") == ["gate"]
+    assert run_steps(project, "quality", "train", "evaluate", "gate") == ["gate"]
     assert_blocked(project, "evaluate", "roc_auc = ")
 
 
@@ -187,7 +187,7 @@ def test_drifted_batch_fails_drift(copy_of_passed: Project) -> None:
     for name in settings.data.categorical[:4]:
         frame[name] = settings.data.features[name].values[0]
     frame.to_csv(batch, index=False)
-    assert run_steps(project, "validate", "drift", "gate") == ["gate"]
+    assert run_steps(project, "quality", "drift", "gate") == ["gate"]
     assert_blocked(project, "drift", "drifted columns share = ")
 
 

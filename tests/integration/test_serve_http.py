@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conveyor.config import Settings, load_settings
+from conveyor.config import Settings
 from conveyor.serve import loading, routes
 from tests import serving
 from tests.conftest import CONVEYOR, ROOT, free_port, wait_for
@@ -72,11 +72,6 @@ def post(url: str, payload: Any) -> tuple[int, Any]:
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
-
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings(ROOT / "params.yaml")
 
 
 @pytest.fixture(scope="module")

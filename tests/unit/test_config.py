@@ -8,8 +8,7 @@ import yaml
 from conveyor.cli import main
 from conveyor.config import load_settings
 from conveyor.errors import ConveyorError
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
 
 
 def test_shipped_params_load() -> None:
@@ -49,7 +48,7 @@ def test_bad_config_is_one_sentence(tmp_path: Path, edit, expected: str) -> None
 
 def test_bad_config_exits_non_zero_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path, lambda p: p["model"].update(decision_threshold=1.5))
-    assert main(["--params", str(path), "validate"]) == 2
+    assert main(["--params", str(path), "quality"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "model.decision_threshold = 1.5" in err
     assert len(err.splitlines()) == 1

@@ -1,1 +1,15 @@
-"""Checks that feed the gate. Each writes one CheckResult to reports/<check>.json."""
+"""The gated checks. Each is `conveyor.checks.<name>.run(settings) -> CheckResult`, written to
+reports/<name>.json; the dvc.yaml stage, the module, the command and the report share the name."""
+
+# Every check the gate reads, in pipeline order, with the help its command shows.
+CHECKS: dict[str, str] = {
+    "quality": "Great Expectations data-quality suite on the training data",
+    "drift": "Evidently drift: newest batch against the training reference",
+    "evaluate": "holdout metrics, plots, and champion/challenger comparison",
+    "fairness": "fairlearn group metrics per sensitive feature",
+    "latency": "in-process predict latency, throughput and load time of the serving predictor",
+}
+# These judge the trained model, so their reports must postdate it.
+MODEL_CHECKS = ("evaluate", "fairness", "latency")
+# A failure here stops the pipeline at once: later steps would consume bad input. The others leave it to the gate.
+BLOCKING = ("quality",)

@@ -12,7 +12,7 @@ from evidently.presets import DataDriftPreset
 
 from conveyor.checks.result import CheckResult
 from conveyor.config import DriftColumnTest, Settings
-from conveyor.data import windows
+from conveyor.data.frames import windows
 from conveyor.errors import ConveyorError
 from conveyor.paths import REPORTS
 

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from conveyor import data, model
+from conveyor import bundle
 from conveyor.checks.result import CheckResult, breach
 from conveyor.config import Settings
+from conveyor.data import frames
 from conveyor.paths import TRAINED_MODEL
 from conveyor.serve.loading import choose_predictor
 from conveyor.serve.reference import PipelinePredictor, Record
@@ -53,14 +54,14 @@ def measure(
 
 def _records(settings: Settings) -> list[Record]:
     """Holdout rows as the API receives them: plain values, None where missing."""
-    _, holdout = data.split(data.load_training(settings), settings)
-    features, _ = data.features_and_target(holdout, settings)
+    _, holdout = frames.split(frames.load_training(settings), settings)
+    features, _ = frames.features_and_target(holdout, settings)
     return features.astype(object).where(features.notna(), None).to_dict("records")
 
 
 def _load(settings: Settings) -> Any:
     """What the serving app does before it is ready: load safely, then compile and verify the fast path."""
-    pipeline = model.load(TRAINED_MODEL, settings)
+    pipeline = bundle.load(TRAINED_MODEL, settings)
     return choose_predictor(pipeline, PipelinePredictor(pipeline, settings.data.features), settings)
 
 
@@ -68,7 +69,7 @@ def run(settings: Settings) -> CheckResult:
     gate = settings.gates.latency
     load_seconds = statistics.median(_timed(lambda: _load(settings)) for _ in range(LOAD_REPEATS))
     predictor = _load(settings)
-    reference = PipelinePredictor(model.load(TRAINED_MODEL, settings), settings.data.features)
+    reference = PipelinePredictor(bundle.load(TRAINED_MODEL, settings), settings.data.features)
     records = _records(settings)
     with threadpool_limits(1):  # as a serving worker runs; OpenMP threads on a shared host spin and stall
         metrics: dict[str, Any] = measure(predictor.proba, records)

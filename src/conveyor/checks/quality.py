@@ -29,7 +29,7 @@ from great_expectations.data_context.types.base import (
 
 from conveyor.checks.result import CheckResult
 from conveyor.config import Settings
-from conveyor.data import load_training
+from conveyor.data.frames import load_training
 from conveyor.paths import REPORTS
 
 CHECK = "quality"

@@ -1,36 +1,16 @@
-"""`conveyor ci ...` arguments (imported at every CLI start: the work is imported lazily)."""
+"""`conveyor ci ...`: the GitHub Actions helpers (imported at every CLI start: the work is imported lazily)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.paths import EXPORTED_METADATA, REPORTS
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
-
-    data = actions.add_parser("data", help="pull the data from DVC_REMOTE_URL, or fetch the demo data; or push it")
-    data.add_argument("direction", choices=["pull", "push"])
-
-    outputs = actions.add_parser("gate-outputs", help="job outputs and step summary from the gate's reports")
-    outputs.add_argument("--registry", default=None, help="e.g. ghcr.io; with --owner and --sha, adds `image`")
-    outputs.add_argument("--owner", default=None, help="the image's owner (the repository owner)")
-    outputs.add_argument("--sha", default=os.environ.get("GITHUB_SHA"), help="the commit built (default: $GITHUB_SHA)")
-
-    comment = actions.add_parser("comment", help="the pull-request comment: gate table and dvc metrics diff")
-    comment.add_argument("--baseline", type=Path, required=True, help="folder with main's latest reports/*.json")
-    comment.add_argument("--out", type=Path, required=True, help="where to write the Markdown")
-    comment.add_argument("--run-url", default=None, help="link to the run's reports")
-
-    wait = actions.add_parser("wait-healthy", help="wait until Argo CD runs the pinned image, Synced and Healthy")
-    wait.add_argument("--env", required=True, help="environment, one of params.yaml deploy.environments")
-
-    expect = actions.add_parser("expect", help="fail unless an environment still pins the given image")
-    expect.add_argument("--env", required=True)
-    expect.add_argument("--image", required=True, help="the pinned reference that was verified")
+if TYPE_CHECKING:
+    from conveyor.cli import Commands
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -96,12 +76,25 @@ def _expect(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(args: argparse.Namespace) -> int:
-    actions = {
-        "data": _data,
-        "gate-outputs": _gate_outputs,
-        "comment": _comment,
-        "wait-healthy": _wait_healthy,
-        "expect": _expect,
-    }
-    return actions[args.action](args)
+def add_commands(commands: Commands) -> None:
+    actions = commands.group("ci", "helpers the GitHub Actions workflows call")
+
+    data = actions.add("data", "pull the data from DVC_REMOTE_URL, or fetch the demo data; or push it", _data)
+    data.add_argument("direction", choices=["pull", "push"])
+
+    outputs = actions.add("gate-outputs", "job outputs and step summary from the gate's reports", _gate_outputs)
+    outputs.add_argument("--registry", default=None, help="e.g. ghcr.io; with --owner and --sha, adds `image`")
+    outputs.add_argument("--owner", default=None, help="the image's owner (the repository owner)")
+    outputs.add_argument("--sha", default=os.environ.get("GITHUB_SHA"), help="the commit built (default: $GITHUB_SHA)")
+
+    comment = actions.add("comment", "the pull-request comment: gate table and dvc metrics diff", _comment)
+    comment.add_argument("--baseline", type=Path, required=True, help="folder with main's latest reports/*.json")
+    comment.add_argument("--out", type=Path, required=True, help="where to write the Markdown")
+    comment.add_argument("--run-url", default=None, help="link to the run's reports")
+
+    wait = actions.add("wait-healthy", "wait until Argo CD runs the pinned image, Synced and Healthy", _wait_healthy)
+    wait.add_argument("--env", required=True, help="environment, one of params.yaml deploy.environments")
+
+    expect = actions.add("expect", "fail unless an environment still pins the given image", _expect)
+    expect.add_argument("--env", required=True)
+    expect.add_argument("--image", required=True, help="the pinned reference that was verified")

@@ -21,17 +21,17 @@ def gate_report(reports: Path = REPORTS) -> tuple[dict[str, Any], str]:
     summary, table = reports / "gate.json", reports / "gate.md"
     if summary.is_file() and table.is_file():
         return json.loads(summary.read_text()), table.read_text()
-    from conveyor import gate
+    from conveyor.gate import report, verdict
 
-    results = gate.collect(reports)
-    verdict = {
+    results = verdict.collect(reports)
+    stopped = {
         "passed": False,
         "model_version": None,
         "run_id": None,
         "failures": [f"{r.check}: {f}" for r in results for f in r.failures],
         "checks": {r.check: r.passed for r in results},
     }
-    return verdict, gate.markdown(results, False, None)
+    return stopped, report.markdown(results, False, None)
 
 
 def image_name(registry: str, owner: str, model_version: str, commit: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from conveyor import model
+from conveyor import bundle
 from conveyor.config import Settings
 from conveyor.decision import DECISION_FILE, Decision
 from conveyor.errors import ConveyorError
@@ -158,7 +158,7 @@ def load(folder: Path, settings: Settings) -> LoadedModel:
         raise ConveyorError(f"{folder}: the model directory does not exist; set MODEL_DIR to the exported bundle.")
     metadata = _metadata(folder, settings)
     decision = _decision(folder, settings)
-    pipeline = model.load(folder, settings)
+    pipeline = bundle.load(folder, settings)
     reference = PipelinePredictor(pipeline, settings.data.features)
     probe = probe_records(settings, rows=8)
     try:
@@ -166,11 +166,11 @@ def load(folder: Path, settings: Settings) -> LoadedModel:
         sample = reference.proba(probe)
     except Exception as exc:  # a file that loads but does not predict is as corrupt as one that does not load
         raise ConveyorError(
-            f"{folder / model.MODEL_FILE}: the model cannot predict ({exc.__class__.__name__}: {exc})."
+            f"{folder / bundle.MODEL_FILE}: the model cannot predict ({exc.__class__.__name__}: {exc})."
         ) from None
     if classes != [0, 1] or sample.shape != (len(probe),) or not np.all((sample >= 0) & (sample <= 1)):
         raise ConveyorError(
-            f"{folder / model.MODEL_FILE}: classes = {classes} is invalid: expected a binary classifier of [0, 1] "
+            f"{folder / bundle.MODEL_FILE}: classes = {classes} is invalid: expected a binary classifier of [0, 1] "
             "returning probabilities."
         )
     predictor = choose_predictor(pipeline, reference, settings)

@@ -1,0 +1,1 @@
+"""The data: reading it (frames), the demo dataset (fetch) and new batches (ingest)."""

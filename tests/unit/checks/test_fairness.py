@@ -1,0 +1,185 @@
+"""The fairness check with real fairlearn: group metrics per sensitive feature, disparities gated over groups of
+at least min_group_size rows, small groups reported with a warning, and the mitigation's cost."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+import yaml
+from fairlearn.metrics import demographic_parity_ratio, equalized_odds_difference
+
+from conveyor import bundle
+from conveyor.checks import fairness
+from conveyor.config import Settings, load_settings
+from conveyor.data import frames
+from conveyor.decision import Decision
+from conveyor.paths import TRAINED_MODEL
+from conveyor.training import model
+from tests.conftest import ROOT
+
+PARAMS = ROOT / "params.yaml"
+ROWS = 1200
+
+
+def holdout(settings: Settings, rows: int = ROWS, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(x, y, proba): every sensitive feature split evenly between its first two values, the same base rate in
+    every group, and probabilities that rank each row by its label equally well in every group."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(
+        {
+            name: rng.choice(f.values[:2], rows) if f.type == "category" else rng.integers(int(f.min), int(f.max), rows)
+            for name, f in settings.data.features.items()
+        }
+    )
+    y = (rng.random(rows) < 0.3).astype(np.int64)
+    proba = np.clip(0.25 + 0.5 * y + rng.normal(0, 0.12, rows), 0, 1)
+    return x, y, proba
+
+
+def groups_of(settings: Settings) -> tuple[str, str, str]:
+    feature = settings.data.sensitive_features[0]
+    first, second = settings.data.features[feature].values[:2]
+    return feature, first, second
+
+
+def test_fair_predictions_pass_with_group_metrics(settings: Settings) -> None:
+    x, y, proba = holdout(settings)
+    result = fairness.assess(settings, x, y, proba, Decision(threshold=0.5))
+    assert result.passed, result.failures
+    assert result.failures == []
+    for name in settings.data.sensitive_features:
+        found = result.metrics["features"][name]
+        assert found["equalized_odds_difference"] <= settings.gates.fairness.max_equalized_odds_difference
+        assert found["gated_groups"] == 2
+        for group in found["groups"].values():
+            assert set(group) == {
+                "count", "positives", "selection_rate", "true_positive_rate", "false_positive_rate", "gated",
+            }  # fmt: skip
+            assert group["gated"]
+        assert sum(g["count"] for g in found["groups"].values()) == len(y)
+
+
+def test_a_much_higher_threshold_for_one_group_fails_with_the_sentence(settings: Settings) -> None:
+    x, y, proba = holdout(settings)
+    feature, first, second = groups_of(settings)
+    biased = Decision(threshold=0.5, group_feature=feature, group_thresholds={second: 0.85})
+    result = fairness.assess(settings, x, y, proba, biased)
+    assert not result.passed
+    pattern = rf"^equalized_odds_difference\[{feature}\] = (\d\.\d+) > 0\.1$"
+    matched = [re.match(pattern, f) for f in result.failures]
+    assert any(matched), result.failures
+    measured = float(next(m for m in matched if m).group(1))
+    found = result.metrics["features"][feature]
+    assert measured == pytest.approx(found["equalized_odds_difference"], abs=5e-4)
+    labels, groups = biased.labels(x, proba), x[feature]
+    assert found["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(y, labels, sensitive_features=groups)
+    )
+    assert found["demographic_parity_ratio"] == pytest.approx(
+        demographic_parity_ratio(y, labels, sensitive_features=groups)
+    )
+    tpr = {g: v["true_positive_rate"] for g, v in result.metrics["features"][feature]["groups"].items()}
+    in_second = (x[feature] == second).to_numpy() & (y == 1)
+    assert tpr[second] == pytest.approx(np.mean(proba[in_second] >= 0.85))
+    assert tpr[first] - tpr[second] > 0.5
+    # The same probabilities under the plain threshold, reported alongside, are fair.
+    before = result.metrics["mitigation"]["global_threshold"][feature]
+    assert before["equalized_odds_difference"] <= 0.10
+
+
+def test_a_low_demographic_parity_ratio_fails(settings: Settings) -> None:
+    x, y, proba = holdout(settings)
+    feature, first, _ = groups_of(settings)
+    y = np.where(x[feature] == first, y, 0)  # the second group has no positives and is never selected
+    proba = np.where(x[feature] == first, proba, 0.1)
+    result = fairness.assess(settings, x, y, proba, Decision(threshold=0.5))
+    limit = settings.gates.fairness.min_demographic_parity_ratio
+    assert result.metrics["features"][feature]["demographic_parity_ratio"] == 0.0
+    assert f"demographic_parity_ratio[{feature}] = 0 < {limit:.4g}" in result.failures
+
+
+def test_small_groups_are_reported_with_a_warning_and_not_gated(settings: Settings) -> None:
+    x, y, proba = holdout(settings)
+    feature = settings.data.sensitive_features[0]
+    third = "a-small-group"
+    small = settings.gates.fairness.min_group_size - 1
+    x.loc[: small - 1, feature] = third
+    proba[:small] = 1 - y[:small]  # every prediction in the small group is wrong
+    result = fairness.assess(settings, x, y, proba, Decision(threshold=0.5))
+    assert result.passed, result.failures
+    found = result.metrics["features"][feature]
+    assert found["groups"][third]["count"] == small
+    assert found["groups"][third]["gated"] is False
+    assert found["groups"][third]["true_positive_rate"] == 0.0
+    assert found["gated_groups"] == 2
+    assert (
+        f"{feature} group {third!r} has {small} holdout rows, below gates.fairness.min_group_size "
+        f"{settings.gates.fairness.min_group_size}: its metrics are reported, not gated."
+    ) in result.warnings
+
+
+def test_a_feature_with_one_large_group_is_not_gated_and_says_so(settings: Settings) -> None:
+    x, y, proba = holdout(settings, rows=150)
+    feature, first, second = groups_of(settings)
+    x[feature] = np.where(np.arange(150) < 120, first, second)
+    result = fairness.assess(settings, x, y, proba, Decision(threshold=0.5))
+    found = result.metrics["features"][feature]
+    assert "equalized_odds_difference" not in found
+    assert any(w.startswith(f"{feature} has 1 group(s) with at least") for w in result.warnings)
+
+
+def test_mitigation_cost_compares_the_global_threshold_with_the_decision(settings: Settings) -> None:
+    x, y, proba = holdout(settings)
+    feature, first, _ = groups_of(settings)
+    decision = Decision(threshold=0.5, group_feature=feature, group_thresholds={first: 0.99})
+    cost = fairness.assess(settings, x, y, proba, decision).metrics["mitigation"]
+    plain, mitigated = (proba >= 0.5), decision.labels(x, proba)
+    assert cost["accuracy"]["global_threshold"] == pytest.approx(np.mean(plain == y))
+    assert cost["accuracy"]["mitigated"] == pytest.approx(np.mean(mitigated == y))
+    assert cost["accuracy"]["cost"] > 0.1
+    assert cost["decision"]["group_thresholds"] == {first: 0.99}
+    assert 0 < cost["f1"]["mitigated"] < cost["f1"]["global_threshold"]
+
+
+def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A project folder with training data and a real model saved the way `conveyor train` saves it."""
+    raw: dict[str, Any] = yaml.safe_load(PARAMS.read_text())
+    raw["model"]["params"]["max_iter"] = 10
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    small = load_settings(tmp_path / "params.yaml")
+    x, y, _ = holdout(small, rows=2000, seed=1)
+    frame = x.assign(**{small.data.target: np.where(y == 1, small.data.positive_label, "other")})
+    small.data.path.parent.mkdir(parents=True)
+    frame.to_csv(small.data.path, index=False)
+    train, _ = frames.split(frames.load_training(small), small)
+    pipeline = model.build_pipeline(small).fit(*frames.features_and_target(train, small))
+    TRAINED_MODEL.mkdir(parents=True)
+    skops.io.dump(pipeline, TRAINED_MODEL / bundle.MODEL_FILE)
+    return small
+
+
+def test_run_writes_json_and_html_and_fails_a_biased_decision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = _workspace(tmp_path, monkeypatch)
+    feature, first, second = groups_of(small)
+    Decision(threshold=0.0, group_feature=feature, group_thresholds={second: 1.01}).save(TRAINED_MODEL)
+
+    result = fairness.run(small)
+    assert not result.passed
+    assert f"equalized_odds_difference[{feature}] = 1 > 0.1" in result.failures
+    written = json.loads(Path("reports/fairness.json").read_text())
+    assert written["failures"] == result.failures
+    assert written["artifacts"] == ["reports/fairness.html"]
+    page = Path("reports/fairness.html").read_text()
+    assert "FAILED" in page
+    assert all(name in page for name in (feature, first, second, "true_positive_rate", "Mitigation cost"))
+
+    Decision(threshold=0.0).save(TRAINED_MODEL)  # everyone selected: equal rates in every group
+    assert fairness.run(small).passed

@@ -1,0 +1,117 @@
+"""The fast predict path equals the scikit-learn Pipeline (the reference) on the whole holdout, bit for bit, and
+the loader falls back to the Pipeline whenever the fast path does not apply."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conveyor.config import Settings
+from conveyor.data import frames
+from conveyor.decision import Decision
+from conveyor.serve import fast, loading
+from conveyor.serve.reference import PipelinePredictor
+from conveyor.training import model
+from tests import serving
+
+
+@pytest.fixture(scope="module")
+def compiled(loaded: loading.LoadedModel, settings: Settings) -> fast.FastPredictor:
+    """The fast path itself, whatever the loader chose: the parity tests must not test the fallback."""
+    return fast.compile_pipeline(loaded.reference.pipeline, settings.data.features)
+
+
+@pytest.fixture(scope="module")
+def holdout(serve_split: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    return serve_split[1]
+
+
+def test_the_loader_serves_the_fast_path(loaded: loading.LoadedModel) -> None:
+    assert loaded.predictor.name == "fast"
+
+
+def test_fast_path_equals_pipeline_on_the_whole_holdout(
+    loaded: loading.LoadedModel, compiled: fast.FastPredictor, holdout: pd.DataFrame, settings: Settings
+) -> None:
+    x, _ = frames.features_and_target(holdout, settings)
+    expected = loaded.reference.pipeline.predict_proba(x)[:, 1]  # exactly as evaluation calls it
+    records = serving.records(holdout, settings)
+    one_by_one = np.concatenate([compiled.proba([r]) for r in records])
+    batches = np.concatenate(
+        [
+            compiled.proba(records[i : i + settings.serve.max_batch_records])
+            for i in range(0, len(records), settings.serve.max_batch_records)
+        ]
+    )
+    decision = Decision(threshold=settings.model.decision_threshold)
+    for got in (one_by_one, batches):
+        assert len(got) == len(holdout) > 1000
+        max_diff = float(np.max(np.abs(got - expected)))
+        flips = int(np.sum(decision.labels(x, got) != decision.labels(x, expected)))
+        assert (max_diff, flips) == (0.0, 0), f"max |p diff| {max_diff:.3g}, {flips} label flips"
+
+
+def test_unknown_and_missing_categories_match_the_pipeline(
+    loaded: loading.LoadedModel, compiled: fast.FastPredictor, settings: Settings
+) -> None:
+    records = loading.probe_records(settings, rows=64, seed=3)
+    for i, name in enumerate(settings.data.categorical):
+        records[i][name] = "not-a-known-category"
+        records[i + 16][name] = None
+    assert np.array_equal(compiled.proba(records), loaded.reference.proba(records))
+    assert np.array_equal(np.concatenate([compiled.proba([r]) for r in records]), loaded.reference.proba(records))
+
+
+def test_group_thresholds_label_as_the_decision_does(
+    loaded: loading.LoadedModel, holdout: pd.DataFrame, settings: Settings
+) -> None:
+    group = settings.data.sensitive_features[0]
+    values = settings.data.features[group].values
+    decision = Decision(threshold=0.5, group_feature=group, group_thresholds={values[0]: 0.2, values[-1]: 0.7})
+    records = serving.records(holdout, settings)
+    proba = loaded.predictor.proba(records[:1000])
+    x, _ = frames.features_and_target(holdout.head(1000), settings)
+    policy = loading.Policy(decision)
+    labels = policy.labels(records[:1000], proba)
+    assert labels.tolist() == decision.labels(x, proba).tolist()
+    assert [policy.label(r, p) for r, p in zip(records, proba.tolist(), strict=False)] == labels.tolist()
+    assert labels.tolist() != Decision(threshold=0.5).labels(x, proba).tolist()
+
+
+def _with_model(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"model": settings.model.model_copy(update=changes)})
+
+
+def test_other_estimators_are_served_by_the_pipeline(
+    settings: Settings, serve_split: tuple[pd.DataFrame, pd.DataFrame], caplog: pytest.LogCaptureFixture
+) -> None:
+    linear = _with_model(settings, estimator="sklearn.linear_model.LogisticRegression", params={"max_iter": 200})
+    train = serve_split[0].head(3000)
+    pipeline = model.build_pipeline(linear).fit(*frames.features_and_target(train, linear))
+    with pytest.raises(fast.Unsupported, match="LogisticRegression"):
+        fast.compile_pipeline(pipeline, linear.data.features)
+    reference = PipelinePredictor(pipeline, linear.data.features)
+    with caplog.at_level(logging.WARNING, logger="conveyor.serve"):
+        chosen = loading.choose_predictor(pipeline, reference, linear)
+    assert chosen is reference
+    assert "does not apply" in caplog.text
+
+
+def test_a_fast_path_that_differs_is_not_served(
+    loaded: loading.LoadedModel, settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deliberately broken fast path (one tree column shifted) must be caught by the load-time check."""
+    original = fast.Encoder.rows
+
+    def shifted(self: fast.Encoder, records: Any) -> list[list[float]]:
+        return [[*row[:-1], row[-1] + 1] for row in original(self, records)]
+
+    monkeypatch.setattr(fast.Encoder, "rows", shifted)
+    with caplog.at_level(logging.WARNING, logger="conveyor.serve"):
+        chosen = loading.choose_predictor(loaded.reference.pipeline, loaded.reference, settings)
+    assert chosen is loaded.reference
+    assert "differs by up to" in caplog.text
