@@ -152,6 +152,7 @@ def fake_argocd() -> Iterator[tuple[str, list[dict[str, Any]], list[str]]]:
         yield f"http://127.0.0.1:{server.server_port}", answers, tokens
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_argocd_wait_polls_the_api_until_the_new_image_is_healthy(fake_argocd, monkeypatch) -> None:
