@@ -1,9 +1,19 @@
-"""Test data made from the settings, so no test needs to know the dataset."""
+"""Test data and trained projects made from the settings, so no test needs to know the dataset."""
+
+import contextlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import skops.io
+import yaml
 
-from conveyor.config import Settings
+from conveyor import bundle
+from conveyor.config import Settings, load_settings
+from conveyor.data import frames
+from conveyor.paths import TRAINED_MODEL
+from conveyor.training import model
+from tests.conftest import ROOT
 
 
 def synthetic(settings: Settings, rows: int, seed: int = 0) -> pd.DataFrame:
@@ -17,3 +27,22 @@ def synthetic(settings: Settings, rows: int, seed: int = 0) -> pd.DataFrame:
             columns[name] = rng.integers(int(feature.min), int(feature.max) + 1, rows)
     columns[settings.data.target] = rng.choice([settings.data.positive_label, "other"], rows, p=[0.25, 0.75])
     return pd.DataFrame(columns)
+
+
+def trained_project(root: Path, data: pd.DataFrame) -> Settings:
+    """A project in `root`: the repository's params.yaml with a quick model (10 boosting rounds), `data` as the
+    training pool, and a model fitted on its training split saved in artifacts/model as `conveyor train` saves
+    it (model.skops; the caller saves the decision it wants). Run what uses it from `root`: its paths are relative.
+    """
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["model"]["params"]["max_iter"] = 10
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    settings = load_settings(root / "params.yaml")
+    with contextlib.chdir(root):
+        settings.data.path.parent.mkdir(parents=True)
+        data.to_csv(settings.data.path, index=False)
+        train, _ = frames.split(frames.load_training(settings), settings)
+        pipeline = model.build_pipeline(settings).fit(*frames.features_and_target(train, settings))
+        TRAINED_MODEL.mkdir(parents=True)
+        skops.io.dump(pipeline, TRAINED_MODEL / bundle.MODEL_FILE)
+    return settings

@@ -161,7 +161,7 @@ def in_process(model_dir: Path, record: dict[str, Any], calls: int) -> dict[str,
 
     def handler() -> None:
         records, _ = schema.validate(record)
-        loaded.policy.labels(records, loaded.predictor.proba(records))
+        loaded.decision.record_labels(records, loaded.predictor.proba(records))
 
     cases = {
         f"{loaded.predictor.name} path: proba": (lambda: loaded.predictor.proba([record]), calls),

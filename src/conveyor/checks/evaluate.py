@@ -11,7 +11,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
@@ -26,12 +25,10 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from conveyor import bundle
+from conveyor.checks import holdout
 from conveyor.checks.result import CheckResult, breach
 from conveyor.config import Settings
-from conveyor.data import frames
-from conveyor.decision import Decision
-from conveyor.paths import REPORTS, TRAINED_MODEL
+from conveyor.paths import REPORTS
 from conveyor.registry import tracking
 
 PLOTS = REPORTS / "plots"
@@ -68,30 +65,24 @@ def _plots(y: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> list[str]:
     return written
 
 
-def _champion_scores(settings: Settings, holdout: pd.DataFrame, y: np.ndarray) -> dict[str, Any] | None:
-    """Score the registry's champion on the same holdout; None when there is no champion."""
+def _champion_scores(settings: Settings, rows: holdout.Holdout) -> dict[str, Any] | None:
+    """Score the registry's champion on the same holdout `rows`; None when there is no champion."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download(settings, tracking.CHAMPION, Path(tmp))
         if folder is None:
             return None
-        champion = bundle.load(folder, settings)
-        decision = Decision.load(folder)
-        x, _ = frames.features_and_target(holdout, settings)
-        proba = champion.predict_proba(x)[:, 1]
+        champion = holdout.score(settings, folder, rows)
         version = tracking.by_alias(settings, tracking.CHAMPION)
         return {
             "version": str(version.version) if version else None,
-            **scores(y, proba, decision.labels(x, proba)),
+            **scores(champion.y, champion.proba, champion.labels),
         }
 
 
 def run(settings: Settings) -> CheckResult:
     gate = settings.gates.evaluate
-    _, holdout = frames.split(frames.load_training(settings), settings)
-    x, y = frames.features_and_target(holdout, settings)
-    pipeline = bundle.load(TRAINED_MODEL, settings)
-    proba = pipeline.predict_proba(x)[:, 1]
-    labels = Decision.load(TRAINED_MODEL).labels(x, proba)
+    trained = holdout.score(settings)
+    y, proba, labels = trained.y, trained.proba, trained.labels
     metrics: dict[str, Any] = scores(y, proba, labels) | {"holdout_rows": len(y)}
 
     failures = [
@@ -102,7 +93,7 @@ def run(settings: Settings) -> CheckResult:
     if metrics["brier"] > gate.max_brier:
         failures.append(breach("brier", metrics["brier"], ">", gate.max_brier))
 
-    champion = _champion_scores(settings, holdout, y)
+    champion = _champion_scores(settings, trained)
     if champion is not None:
         metrics["champion"] = champion
         floor = champion["roc_auc"] - gate.champion_tolerance

@@ -25,12 +25,11 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score, f1_score
 
-from conveyor import bundle
+from conveyor.checks import holdout
 from conveyor.checks.result import CheckResult, breach
 from conveyor.config import Settings
-from conveyor.data import frames
 from conveyor.decision import Decision
-from conveyor.paths import REPORTS, TRAINED_MODEL
+from conveyor.paths import REPORTS
 
 CHECK = "fairness"
 MISSING = "(missing)"
@@ -51,10 +50,8 @@ DISPARITY_METRICS = {
 
 def run(settings: Settings) -> CheckResult:
     """Score the holdout with the trained model and its decision; write reports/fairness.{json,html}."""
-    _, holdout = frames.split(frames.load_training(settings), settings)
-    x, y = frames.features_and_target(holdout, settings)
-    proba = bundle.load(TRAINED_MODEL, settings).predict_proba(x)[:, 1]
-    result = assess(settings, x, y, proba, Decision.load(TRAINED_MODEL))
+    scored = holdout.score(settings)
+    result = assess(settings, scored.x, scored.y, scored.proba, scored.decision)
     page = REPORTS / f"{CHECK}.html"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(render(result))

@@ -13,9 +13,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from conveyor import bundle
+from conveyor.checks import holdout
 from conveyor.checks.result import CheckResult, breach
 from conveyor.config import Settings
-from conveyor.data import frames
 from conveyor.paths import TRAINED_MODEL
 from conveyor.serve.loading import choose_predictor
 from conveyor.serve.reference import PipelinePredictor, Record
@@ -52,13 +52,6 @@ def measure(
     }
 
 
-def _records(settings: Settings) -> list[Record]:
-    """Holdout rows as the API receives them: plain values, None where missing."""
-    _, holdout = frames.split(frames.load_training(settings), settings)
-    features, _ = frames.features_and_target(holdout, settings)
-    return features.astype(object).where(features.notna(), None).to_dict("records")
-
-
 def _load(settings: Settings) -> Any:
     """What the serving app does before it is ready: load safely, then compile and verify the fast path."""
     pipeline = bundle.load(TRAINED_MODEL, settings)
@@ -70,7 +63,7 @@ def run(settings: Settings) -> CheckResult:
     load_seconds = statistics.median(_timed(lambda: _load(settings)) for _ in range(LOAD_REPEATS))
     predictor = _load(settings)
     reference = PipelinePredictor(bundle.load(TRAINED_MODEL, settings), settings.data.features)
-    records = _records(settings)
+    records = holdout.rows(settings).records()
     with threadpool_limits(1):  # as a serving worker runs; OpenMP threads on a shared host spin and stall
         metrics: dict[str, Any] = measure(predictor.proba, records)
         reference_metrics = measure(reference.proba, records, REFERENCE_CALLS)

@@ -137,10 +137,10 @@ class _Predict:
         scores = proba.tolist()
         self.metrics.observe_scores(scores)
         if single:
-            label = loaded.policy.label(records[0], scores[0])
+            label = loaded.decision.label(records[0], scores[0])
             await _send_json(send, {"probability": scores[0], "label": label, "model_version": loaded.version})
         else:
-            labels = loaded.policy.labels(records, proba).tolist()
+            labels = loaded.decision.record_labels(records, proba).tolist()
             predictions = [{"probability": p, "label": label} for p, label in zip(scores, labels, strict=True)]
             await _send_json(send, {"model_version": loaded.version, "predictions": predictions})
         return 200

@@ -36,31 +36,10 @@ class Predictor(Protocol):
     def proba(self, records: Sequence[Record]) -> np.ndarray: ...
 
 
-class Policy:
-    """`Decision.labels` for records instead of a DataFrame: the same thresholds, no pandas."""
-
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
-
-    def label(self, record: Record, probability: float) -> int:
-        """One record's label, without numpy (the single-record hot path)."""
-        d = self.decision
-        limit = d.group_thresholds.get(record[d.group_feature], d.threshold) if d.group_feature else d.threshold
-        return int(probability >= limit)
-
-    def labels(self, records: Sequence[Record], proba: np.ndarray) -> np.ndarray:
-        d = self.decision
-        if not d.group_feature:
-            return (proba >= d.threshold).astype(np.int64)
-        limits = [d.group_thresholds.get(r[d.group_feature], d.threshold) for r in records]
-        return (proba >= np.array(limits, dtype=np.float64)).astype(np.int64)
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     metadata: dict[str, Any]
-    decision: Decision
-    policy: Policy
+    decision: Decision  # labels records: `label` for one, `record_labels` for a batch
     predictor: Predictor
     reference: PipelinePredictor
     load_seconds: float
@@ -180,7 +159,6 @@ def load(folder: Path, settings: Settings) -> LoadedModel:
     return LoadedModel(
         metadata=metadata,
         decision=decision,
-        policy=Policy(decision),
         predictor=predictor,
         reference=reference,
         load_seconds=time.perf_counter() - started,

@@ -6,23 +6,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io
-import yaml
 from fairlearn.metrics import demographic_parity_ratio, equalized_odds_difference
 
-from conveyor import bundle
 from conveyor.checks import fairness
 from conveyor.config import Settings, load_settings
-from conveyor.data import frames
 from conveyor.decision import Decision
 from conveyor.paths import TRAINED_MODEL
-from conveyor.training import model
 from tests.conftest import ROOT
+from tests.factories import trained_project
 
 PARAMS = ROOT / "params.yaml"
 ROWS = 1200
@@ -150,20 +145,11 @@ def test_mitigation_cost_compares_the_global_threshold_with_the_decision(setting
 
 def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A project folder with training data and a real model saved the way `conveyor train` saves it."""
-    raw: dict[str, Any] = yaml.safe_load(PARAMS.read_text())
-    raw["model"]["params"]["max_iter"] = 10
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    repo = load_settings(PARAMS)
+    x, y, _ = holdout(repo, rows=2000, seed=1)
+    frame = x.assign(**{repo.data.target: np.where(y == 1, repo.data.positive_label, "other")})
     monkeypatch.chdir(tmp_path)
-    small = load_settings(tmp_path / "params.yaml")
-    x, y, _ = holdout(small, rows=2000, seed=1)
-    frame = x.assign(**{small.data.target: np.where(y == 1, small.data.positive_label, "other")})
-    small.data.path.parent.mkdir(parents=True)
-    frame.to_csv(small.data.path, index=False)
-    train, _ = frames.split(frames.load_training(small), small)
-    pipeline = model.build_pipeline(small).fit(*frames.features_and_target(train, small))
-    TRAINED_MODEL.mkdir(parents=True)
-    skops.io.dump(pipeline, TRAINED_MODEL / bundle.MODEL_FILE)
-    return small
+    return trained_project(tmp_path, frame)
 
 
 def test_run_writes_json_and_html_and_fails_a_biased_decision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -66,22 +66,6 @@ def test_unknown_and_missing_categories_match_the_pipeline(
     assert np.array_equal(np.concatenate([compiled.proba([r]) for r in records]), loaded.reference.proba(records))
 
 
-def test_group_thresholds_label_as_the_decision_does(
-    loaded: loading.LoadedModel, holdout: pd.DataFrame, settings: Settings
-) -> None:
-    group = settings.data.sensitive_features[0]
-    values = settings.data.features[group].values
-    decision = Decision(threshold=0.5, group_feature=group, group_thresholds={values[0]: 0.2, values[-1]: 0.7})
-    records = serving.records(holdout, settings)
-    proba = loaded.predictor.proba(records[:1000])
-    x, _ = frames.features_and_target(holdout.head(1000), settings)
-    policy = loading.Policy(decision)
-    labels = policy.labels(records[:1000], proba)
-    assert labels.tolist() == decision.labels(x, proba).tolist()
-    assert [policy.label(r, p) for r, p in zip(records, proba.tolist(), strict=False)] == labels.tolist()
-    assert labels.tolist() != Decision(threshold=0.5).labels(x, proba).tolist()
-
-
 def _with_model(settings: Settings, **changes: Any) -> Settings:
     return settings.model_copy(update={"model": settings.model.model_copy(update=changes)})
 
