@@ -37,7 +37,9 @@ def test_dvc_repro_end_to_end_then_noop_metrics_and_remote(make_project) -> None
     assert metadata["version"] == "1" and metadata["data_version"].endswith(".dir")
     client = MlflowClient(tracking_uri=project.env["MLFLOW_TRACKING_URI"])
     assert str(client.get_model_version_by_alias(project.settings.model.name, "candidate").version) == "1"
-    assert "| evaluate | ✅ pass |" in (project.root / "reports" / "gate.md").read_text()
+    table = (project.root / "reports" / "gate.md").read_text()
+    assert "| evaluate | ✅ pass | ROC AUC |" in table and "❌" not in table
+    assert "| latency | ✅ pass | single-record p99 |" in table and "| ms |" in table  # value, limit, margin, unit
 
     noop = project.sh("dvc", "repro")
     assert "Data and pipelines are up to date" in noop.stdout
