@@ -6,7 +6,7 @@ For each scale, a temporary project (params.yaml, dvc.yaml, src/ and data/ of th
 data/train.csv holds `scale` times the rows of the real one: the real rows plus rows drawn from them with
 replacement, with a fixed seed (1x is the file as it is). Then every dvc.yaml stage runs in order as its
 `cmd`, each timed (wall and CPU seconds) with its peak resident memory, both from wait4() of the stage's
-process. Resampling repeats rows, so the copy's gates.quality.max_duplicate_fraction is 1.0 and every stage
+process. Resampling repeats rows, so the copy's gates.quality.duplicate_fraction max is 1.0 and every stage
 does its full work. With --cpus N every stage runs on N cores (CPU affinity) with OMP_NUM_THREADS=N, as a pod
 with a CPU limit of N runs it. Prints a Markdown table and the load average (`uptime`) before and after."""
 
@@ -44,7 +44,7 @@ def _project(parent: Path, scale: int, seed: int) -> tuple[Path, int]:
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
     shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["gates"]["quality"]["max_duplicate_fraction"] = 1.0
+    params["gates"]["quality"]["duplicate_fraction"]["max"] = 1.0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(ROOT / "data", root / "data")
     train = root / params["data"]["path"]

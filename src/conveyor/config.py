@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conveyor.errors import ConveyorError
 
@@ -102,16 +104,153 @@ class ModelSettings(_Strict):
     mitigation: Mitigation = Mitigation()
 
 
-class RateBounds(_Strict):
-    min: float = Field(ge=0, le=1)
-    max: float = Field(ge=0, le=1)
+def human(number: float, digits: int, percent: bool = False, sign: bool = False) -> str:
+    """A number as people read it: fixed to `digits` decimals then trailing zeros dropped, thousands grouped,
+    never in scientific notation. 12990.4 -> '12,990' (digits 0); 0.8800 -> '0.88'; 0.0014 -> '0.14%' (percent)."""
+    if not math.isfinite(number):
+        return "n/a"
+    scaled = number * 100 if percent else number
+    text = f"{scaled:{'+' if sign else ''},.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text.lstrip("+-") == "0":
+        text = "0"
+    return text + ("%" if percent else "")
 
 
-class QualityGate(_Strict):
-    min_rows: int = Field(ge=0)
-    max_rows: int = Field(gt=0)
-    label_rate: RateBounds
-    max_duplicate_fraction: float = Field(ge=0, le=1)
+@dataclass(frozen=True)
+class Judgement:
+    """One measured value judged against its Threshold: what the gate table shows on a row.
+
+    `limit` is the bound the value is measured against (for a band, the nearer one), `comparison` the rule the
+    value must meet against it (">=" or "<="), `margin` the signed distance to it: positive is headroom,
+    negative the size of the breach. `failure` is one sentence when the value breaks the rule, else None."""
+
+    metric: str
+    label: str
+    value: float
+    limit: float
+    comparison: Literal[">=", "<="]
+    margin: float
+    unit: str
+    passed: bool
+    failure: str | None
+    min: float | None = None
+    max: float | None = None
+    digits: int = 3
+    percent: bool = False
+
+    def shown(self, number: float, sign: bool = False) -> str:
+        """`number` printed as this threshold prints its values."""
+        return human(number, self.digits, self.percent, sign)
+
+    def rule(self) -> str:
+        """The passing range: `≥ 0.88`, `≤ 1`, `0.1 to 0.4`."""
+        if self.min is not None and self.max is not None:
+            return f"{self.shown(self.min)} to {self.shown(self.max)}"
+        return f"≥ {self.shown(self.min)}" if self.min is not None else f"≤ {self.shown(self.max)}"  # type: ignore[arg-type]
+
+
+class Threshold(_Strict):
+    """One gate limit in params.yaml: `min`, `max` or both (a band; both ends pass), what the number is (`label`,
+    `unit`) and how to print it (`digits` after the point, trailing zeros dropped; `percent` shows fractions as
+    percentages). `judge` is the only place a gated value is compared with its limit."""
+
+    min: float | None = None
+    max: float | None = None
+    label: str = Field(min_length=1)
+    unit: str = ""
+    digits: int = Field(3, ge=0, le=9)
+    percent: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, data: Any) -> Any:
+        if not isinstance(data, dict | Threshold):
+            raise ValueError("expected a mapping with min and/or max and a label, such as {min: 0.88, label: ROC AUC}")
+        return data
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Threshold:
+        if self.min is None and self.max is None:
+            raise ValueError("expected min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+    def judge(self, metric: str, value: float, subject: str | None = None) -> Judgement:
+        """Judge `value` of `metric` (of `subject`, e.g. one sensitive feature); a value at a limit passes."""
+        label = f"{self.label} ({subject})" if subject else self.label
+        name = f"{metric}[{subject}]" if subject else metric
+        value = float(value)
+        below = None if self.min is None else value - self.min
+        above = None if self.max is None else self.max - value
+        if above is None or (below is not None and below <= above):
+            limit, comparison, margin, broken = self.min, ">=", below, "<"
+        else:
+            limit, comparison, margin, broken = self.max, "<=", above, ">"
+        assert limit is not None and margin is not None
+        passed = math.isfinite(value) and margin >= 0
+        failure = None
+        if not passed:
+            shown, bound = self._distinct(value, limit)
+            unit = f" {self.unit}" if self.unit else ""
+            failure = f"{label} = {shown}{unit} {broken} {bound}{unit}"
+        return Judgement(
+            metric=name,
+            label=label,
+            value=value,
+            limit=float(limit),
+            comparison=comparison,  # type: ignore[arg-type]
+            margin=float(margin),
+            unit=self.unit,
+            passed=passed,
+            failure=failure,
+            min=self.min,
+            max=self.max,
+            digits=self.digits,
+            percent=self.percent,
+        )
+
+    def _distinct(self, value: float, limit: float) -> tuple[str, str]:
+        """The value and the limit printed with `digits`, or as many more as it takes for them to differ."""
+        for digits in range(self.digits, self.digits + 7):
+            shown = human(value, digits, self.percent), human(limit, digits, self.percent)
+            if shown[0] != shown[1]:
+                break
+        return shown
+
+
+def _limits(low: float | None = None, high: float | None = None, needs: tuple[str, ...] = ()) -> AfterValidator:
+    """A Threshold whose limits lie in [low, high] and that has each side in `needs` ("min", "max")."""
+
+    def check(threshold: Threshold) -> Threshold:
+        for side in needs:
+            if getattr(threshold, side) is None:
+                raise ValueError(f"expected a {side}")
+        for bound in (threshold.min, threshold.max):
+            if bound is not None and ((low is not None and bound < low) or (high is not None and bound > high)):
+                span = f"between {low:g} and {high:g}" if high is not None else f"of at least {low:g}"
+                raise ValueError(f"limit {bound:g} is out of range, expected limits {span}")
+        return threshold
+
+    return AfterValidator(check)
+
+
+Ratio = Annotated[Threshold, _limits(0, 1)]
+Positive = Annotated[Threshold, _limits(0)]
+
+
+class _Gate(_Strict):
+    def thresholds(self) -> dict[str, Threshold]:
+        """This gate's thresholds by metric name, in params.yaml order."""
+        return {name: value for name, value in self if isinstance(value, Threshold)}
+
+
+class QualityGate(_Gate):
+    rows: Annotated[Threshold, _limits(0, needs=("min", "max"))]
+    label_rate: Annotated[Threshold, _limits(0, 1, needs=("min", "max"))]
+    duplicate_fraction: Annotated[Threshold, _limits(0, 1, needs=("max",))]
 
 
 class DriftColumnTest(_Strict):
@@ -122,31 +261,32 @@ class DriftColumnTest(_Strict):
     threshold: float | None = Field(None, gt=0)
 
 
-class DriftGate(_Strict):
-    max_drifted_share: float = Field(ge=0, le=1)
+class DriftGate(_Gate):
+    drifted_share: Annotated[Threshold, _limits(0, 1, needs=("max",))]
     policy: Literal["block", "warn"]
     numeric: DriftColumnTest = DriftColumnTest()
     categorical: DriftColumnTest = DriftColumnTest()
 
 
-class EvaluateGate(_Strict):
-    min_roc_auc: float = Field(ge=0, le=1)
-    min_pr_auc: float = Field(ge=0, le=1)
-    min_f1: float = Field(ge=0, le=1)
-    max_brier: float = Field(ge=0, le=1)
+class EvaluateGate(_Gate):
+    roc_auc: Ratio
+    pr_auc: Ratio
+    f1: Ratio
+    brier: Ratio
+    # Not a fixed limit: the champion's ROC AUC minus this is, on the day (conveyor.checks.evaluate).
     champion_tolerance: float = Field(ge=0, le=1)
 
 
-class FairnessGate(_Strict):
-    max_equalized_odds_difference: float = Field(ge=0, le=1)
-    min_demographic_parity_ratio: float = Field(ge=0, le=1)
+class FairnessGate(_Gate):
+    equalized_odds_difference: Ratio
+    demographic_parity_ratio: Ratio
     min_group_size: int = Field(ge=1)
 
 
-class LatencyGate(_Strict):
-    max_single_p99_ms: float = Field(gt=0)
-    min_batch_rows_per_s: float = Field(gt=0)
-    max_load_seconds: float = Field(gt=0)
+class LatencyGate(_Gate):
+    single_p99_ms: Positive
+    batch_rows_per_s: Positive
+    load_seconds: Positive
 
 
 class Gates(_Strict):
@@ -281,8 +421,15 @@ def _describe(error: dict[str, Any], source: Path) -> str:
         return f"{source}: unknown key {where!r}; remove it or check its spelling."
     if kind == "missing":
         return f"{source}: required field {where!r} is missing."
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    return f"{source}: {where or 'the file'} = {shown} is invalid: {error['msg'].lower()}."
+    shown = repr(value) if not isinstance(value, dict) else _inline(value)
+    said = error["msg"].removeprefix("Value error, ")
+    return f"{source}: {where or 'the file'} = {shown} is invalid: {said[:1].lower()}{said[1:]}."
+
+
+def _inline(mapping: dict[str, Any]) -> str:
+    """A small mapping as YAML's flow style writes it, `{min: 0.5, label: ROC AUC}`; a large one is `a mapping`."""
+    shown = "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
+    return shown if len(shown) <= 100 and not any(isinstance(v, dict | list) for v in mapping.values()) else "a mapping"
 
 
 def load_settings(path: Path | str | None = None) -> Settings:

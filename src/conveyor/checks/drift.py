@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -11,7 +12,7 @@ from evidently.legacy.calculations.stattests.registry import get_registered_stat
 from evidently.presets import DataDriftPreset
 
 from conveyor.checks.result import CheckResult
-from conveyor.config import DriftColumnTest, Settings
+from conveyor.config import DriftColumnTest, Judgement, Settings
 from conveyor.data.frames import windows
 from conveyor.errors import ConveyorError
 from conveyor.paths import REPORTS
@@ -40,7 +41,8 @@ def run(settings: Settings) -> CheckResult:
 
     count, share, columns = _read(snapshot.dict(), settings, tests)
     drifted = [name for name in features if columns[name]["drifted"]]
-    breaches = [_sentence(share, gate.max_drifted_share, drifted)] if share > gate.max_drifted_share else []
+    judgement = _named(gate.drifted_share.judge("drifted_share", share), drifted)
+    breaches = [judgement.failure] if judgement.failure else []
     blocking = gate.policy == "block"
     result = CheckResult(
         check=CHECK,
@@ -55,13 +57,14 @@ def run(settings: Settings) -> CheckResult:
             "columns": columns,
         },
         thresholds={
-            "max_drifted_share": gate.max_drifted_share,
+            "drifted_share": gate.drifted_share.model_dump(),
             "policy": gate.policy,
             **{f"{kind}_{key}": value for kind in tests for key, value in getattr(gate, kind)},
         },
         failures=breaches if blocking else [],
         warnings=[] if blocking else breaches,
         artifacts=[str(html)],
+        judgements=[judgement],
     )
     result.write()
     return result
@@ -88,7 +91,7 @@ def _compare(
     features = list(settings.data.features)
     preset = DataDriftPreset(
         columns=features,
-        drift_share=gate.max_drifted_share,
+        drift_share=gate.drifted_share.max,
         num_method=tests["numeric"],
         num_threshold=gate.numeric.threshold,
         cat_method=tests["categorical"],
@@ -150,17 +153,9 @@ def _display_name(test: str | None, kind: str) -> str | None:
     return get_registered_stattest(test, column_type).display_name if test else None
 
 
-def _sentence(share: float, limit: float, drifted: list[str]) -> str:
-    """`drifted columns share = 0.46 > 0.30 (age, hours_per_week, ...)`."""
+def _named(judgement: Judgement, drifted: list[str]) -> Judgement:
+    """A breach's sentence names the drifted columns: `drifted columns share = 0.46 > 0.3 (age, hours_per_week, ...)`."""
+    if judgement.failure is None:
+        return judgement
     shown = ", ".join(drifted[:SHOWN_COLUMNS]) + (", ..." if len(drifted) > SHOWN_COLUMNS else "")
-    value, bound = _distinct(share, limit)
-    return f"drifted columns share = {value} > {bound} ({shown})"
-
-
-def _distinct(value: float, limit: float) -> tuple[str, str]:
-    """Two decimals, or as many more as it takes for the two printed numbers to differ."""
-    for digits in range(2, 7):
-        shown = f"{value:.{digits}f}", f"{limit:.{digits}f}"
-        if shown[0] != shown[1]:
-            break
-    return shown
+    return replace(judgement, failure=f"{judgement.failure} ({shown})")

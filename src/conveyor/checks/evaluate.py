@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,8 @@ from sklearn.metrics import (
 )
 
 from conveyor.checks import holdout
-from conveyor.checks.result import CheckResult, breach
-from conveyor.config import Settings
+from conveyor.checks.result import CheckResult
+from conveyor.config import Judgement, Settings, Threshold, human
 from conveyor.paths import REPORTS
 from conveyor.registry import tracking
 
@@ -79,33 +80,36 @@ def _champion_scores(settings: Settings, rows: holdout.Holdout) -> dict[str, Any
         }
 
 
+def _against_champion(roc_auc: float, champion: dict[str, Any], own: Threshold, tolerance: float) -> Judgement:
+    """The challenger's ROC AUC against the champion's on the same holdout, less `gates.evaluate.champion_tolerance`:
+    a limit known only on the day, judged like every other."""
+    floor = Threshold(
+        min=champion["roc_auc"] - tolerance,
+        label=f"ROC AUC against champion v{champion['version']}",
+        digits=max(own.digits, 4),
+    )
+    judgement = floor.judge("roc_auc_vs_champion", roc_auc)
+    if judgement.failure is None:
+        return judgement
+    why = f" (its {judgement.shown(champion['roc_auc'])} - tolerance {human(tolerance, 4)})"
+    return replace(judgement, failure=judgement.failure + why)
+
+
 def run(settings: Settings) -> CheckResult:
     gate = settings.gates.evaluate
     trained = holdout.score(settings)
     y, proba, labels = trained.y, trained.proba, trained.labels
     metrics: dict[str, Any] = scores(y, proba, labels) | {"holdout_rows": len(y)}
 
-    failures = [
-        breach(name, metrics[name], "<", limit)
-        for name, limit in (("roc_auc", gate.min_roc_auc), ("pr_auc", gate.min_pr_auc), ("f1", gate.min_f1))
-        if metrics[name] < limit
-    ]
-    if metrics["brier"] > gate.max_brier:
-        failures.append(breach("brier", metrics["brier"], ">", gate.max_brier))
-
+    judgements = [threshold.judge(name, metrics[name]) for name, threshold in gate.thresholds().items()]
     champion = _champion_scores(settings, trained)
     if champion is not None:
         metrics["champion"] = champion
-        floor = champion["roc_auc"] - gate.champion_tolerance
-        if metrics["roc_auc"] < floor:
-            failures.append(
-                f"roc_auc = {metrics['roc_auc']:.4f} < champion v{champion['version']} "
-                f"{champion['roc_auc']:.4f} - tolerance {gate.champion_tolerance:.4f}"
-            )
+        judgements.append(_against_champion(metrics["roc_auc"], champion, gate.roc_auc, gate.champion_tolerance))
 
-    result = CheckResult.from_failures(
+    result = CheckResult.judged(
         "evaluate",
-        failures,
+        judgements,
         metrics=metrics,
         thresholds=gate.model_dump(),
         artifacts=_plots(y, proba, labels),

@@ -26,8 +26,8 @@ from fairlearn.metrics import (
 from sklearn.metrics import accuracy_score, f1_score
 
 from conveyor.checks import holdout
-from conveyor.checks.result import CheckResult, breach
-from conveyor.config import Settings
+from conveyor.checks.result import CheckResult
+from conveyor.config import FairnessGate, Judgement, Settings
 from conveyor.decision import Decision
 from conveyor.paths import REPORTS
 
@@ -66,14 +66,12 @@ def assess(settings: Settings, x: pd.DataFrame, y: np.ndarray, proba: np.ndarray
     labels = decision.labels(x, proba)
     plain = Decision(threshold=decision.threshold).labels(x, proba)
     same = np.array_equal(labels, plain)  # no per-group threshold changed a label: "before" is "after"
-    features, before, failures, warnings = {}, {}, [], []
+    features, before, judgements, warnings = {}, {}, [], []
     for name in settings.data.sensitive_features:
         groups = x[name].astype(object).fillna(MISSING).rename(name).reset_index(drop=True)
         features[name] = measure(y, labels, groups, gate.min_group_size)
         before[name] = features[name] if same else measure(y, plain, groups, gate.min_group_size)
-        failures += _breaches(
-            name, features[name], gate.max_equalized_odds_difference, gate.min_demographic_parity_ratio
-        )
+        judgements += _judge(name, features[name], gate)
         warnings += _notes(name, features[name], gate.min_group_size)
     metrics = {
         "holdout_rows": len(y),
@@ -85,7 +83,7 @@ def assess(settings: Settings, x: pd.DataFrame, y: np.ndarray, proba: np.ndarray
             "global_threshold": before,
         },
     }
-    return CheckResult.from_failures(CHECK, failures, metrics=metrics, thresholds=gate.model_dump(), warnings=warnings)
+    return CheckResult.judged(CHECK, judgements, metrics=metrics, thresholds=gate.model_dump(), warnings=warnings)
 
 
 def measure(y: np.ndarray, labels: np.ndarray, groups: pd.Series, min_group_size: int) -> dict[str, Any]:
@@ -121,14 +119,14 @@ def measure(y: np.ndarray, labels: np.ndarray, groups: pd.Series, min_group_size
     return summary
 
 
-def _breaches(name: str, found: dict[str, Any], max_eod: float, min_dpr: float) -> list[str]:
-    failures = []
-    eod, dpr = found.get("equalized_odds_difference"), found.get("demographic_parity_ratio")
-    if eod is not None and eod > max_eod:
-        failures.append(breach(f"equalized_odds_difference[{name}]", eod, ">", max_eod))
-    if dpr is not None and dpr < min_dpr:
-        failures.append(breach(f"demographic_parity_ratio[{name}]", dpr, "<", min_dpr))
-    return failures
+def _judge(name: str, found: dict[str, Any], gate: FairnessGate) -> list[Judgement]:
+    """The feature's disparities against their thresholds; one that is undefined (under two gated groups, or no
+    positive prediction) is not judged: _notes reports why."""
+    return [
+        threshold.judge(metric, found[metric], subject=name)
+        for metric, threshold in gate.thresholds().items()
+        if found.get(metric) is not None
+    ]
 
 
 def _notes(name: str, found: dict[str, Any], min_group_size: int) -> list[str]:

@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from conveyor import bundle
 from conveyor.checks import holdout
-from conveyor.checks.result import CheckResult, breach
+from conveyor.checks.result import CheckResult
 from conveyor.config import Settings
 from conveyor.paths import TRAINED_MODEL
 from conveyor.serve.loading import choose_predictor
@@ -73,13 +73,7 @@ def run(settings: Settings) -> CheckResult:
         "reference": {"predictor": reference.name, **reference_metrics},
     }
 
-    failures = []
-    if metrics["single_p99_ms"] > gate.max_single_p99_ms:
-        failures.append(breach("single_p99_ms", metrics["single_p99_ms"], ">", gate.max_single_p99_ms))
-    if metrics["batch_rows_per_s"] < gate.min_batch_rows_per_s:
-        failures.append(breach("batch_rows_per_s", metrics["batch_rows_per_s"], "<", gate.min_batch_rows_per_s))
-    if load_seconds > gate.max_load_seconds:
-        failures.append(breach("load_seconds", load_seconds, ">", gate.max_load_seconds))
-    result = CheckResult.from_failures("latency", failures, metrics=metrics, thresholds=gate.model_dump())
+    judgements = [threshold.judge(name, metrics[name]) for name, threshold in gate.thresholds().items()]
+    result = CheckResult.judged("latency", judgements, metrics=metrics, thresholds=gate.model_dump())
     result.write()
     return result

@@ -3,7 +3,9 @@
 Every expectation comes from the settings: the configured feature columns and the target, their types,
 ranges, categories and null allowances, and the `gates.quality` thresholds. GX runs in an ephemeral
 context (no project directory, no analytics); the result becomes a CheckResult whose failures are one
-sentence each, and GX's Data Docs are written under reports/quality/.
+sentence each, and GX's Data Docs are written under reports/quality/. The values the `gates.quality`
+thresholds limit (row count, label rate, duplicate share) are read from GX's results and judged by those
+thresholds, like every other check's, so the gate table shows their margins.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from great_expectations.data_context.types.base import (
 )
 
 from conveyor.checks.result import CheckResult
-from conveyor.config import Settings
+from conveyor.config import Judgement, Settings
 from conveyor.data.frames import load_training
 from conveyor.paths import REPORTS
 
@@ -48,6 +50,8 @@ EXISTS, TYPE, RANGE, CATEGORIES, NULLS = "exists", "type", "range", "categories"
 ROWS, DUPLICATES, LABEL_MIN, LABEL_MAX, POSITIVE_SEEN, BINARY = (
     "rows", "duplicates", "label_rate_min", "label_rate_max", "positive_label_seen", "binary_target",
 )  # fmt: skip
+# The rules a gates.quality threshold judges from the metrics GX observed (_judgements), not from GX's verdict.
+JUDGED = (ROWS, DUPLICATES, LABEL_MIN, LABEL_MAX)
 
 
 def _tag(expectation: gxe.Expectation, rule: str) -> gxe.Expectation:
@@ -59,13 +63,15 @@ def build_suite(settings: Settings, columns: list[str]) -> gx.ExpectationSuite:
     """The suite for `settings`; `columns` (the frame's) only sets which fields make a record a duplicate."""
     data, gate = settings.data, settings.gates.quality
     target, positive = data.target, data.positive_label
+    duplicates, label_min, label_max = gate.duplicate_fraction.max, gate.label_rate.min, gate.label_rate.max
+    assert duplicates is not None and label_min is not None and label_max is not None  # config requires them
     expectations = [
-        _tag(gxe.ExpectTableRowCountToBeBetween(min_value=gate.min_rows, max_value=gate.max_rows), ROWS),
+        _tag(gxe.ExpectTableRowCountToBeBetween(min_value=gate.rows.min, max_value=gate.rows.max), ROWS),
         _tag(
             gxe.ExpectCompoundColumnsToBeUnique(
                 column_list=columns,
-                mostly=1 - gate.max_duplicate_fraction,
-                description=f"At most {_pct(gate.max_duplicate_fraction)} of rows have an exact twin",
+                mostly=1 - duplicates,
+                description=f"At most {_pct(duplicates)} of rows have an exact twin",
             ),
             DUPLICATES,
         ),
@@ -104,8 +110,8 @@ def build_suite(settings: Settings, columns: list[str]) -> gx.ExpectationSuite:
             gxe.ExpectColumnValuesToBeInSet(
                 column=target,
                 value_set=[positive],
-                mostly=gate.label_rate.min,
-                description=f"At least {_pct(gate.label_rate.min)} of {target} values are {positive!r}",
+                mostly=label_min,
+                description=f"At least {_pct(label_min)} of {target} values are {positive!r}",
             ),
             LABEL_MIN,
         ),
@@ -113,8 +119,8 @@ def build_suite(settings: Settings, columns: list[str]) -> gx.ExpectationSuite:
             gxe.ExpectColumnValuesToNotBeInSet(
                 column=target,
                 value_set=[positive],
-                mostly=1 - gate.label_rate.max,
-                description=f"At most {_pct(gate.label_rate.max)} of {target} values are {positive!r}",
+                mostly=1 - label_max,
+                description=f"At most {_pct(label_max)} of {target} values are {positive!r}",
             ),
             LABEL_MAX,
         ),
@@ -212,7 +218,7 @@ def _sentence(rule: str, kwargs: dict[str, Any], result: dict[str, Any], setting
     """One failure sentence for one broken expectation: what was observed, and what was expected.
 
     `labels` are the distinct target values seen, quoted when the target is not binary."""
-    column, gate = kwargs.get("column"), settings.gates.quality
+    column = kwargs.get("column")
     target, positive = settings.data.target, settings.data.positive_label
     sentences: dict[str, Callable[[], str]] = {
         EXISTS: lambda: f"column {column!r} is missing",
@@ -232,21 +238,6 @@ def _sentence(rule: str, kwargs: dict[str, Any], result: dict[str, Any], setting
         NULLS: lambda: (
             f"{column}: {_pct(result['unexpected_percent'] / 100)} null > "
             f"{_pct(round(1 - kwargs.get('mostly', 1.0), 12))} allowed"
-        ),
-        ROWS: lambda: (
-            f"row count: {result['observed_value']} rows, expected between {gate.min_rows} and {gate.max_rows}"
-        ),
-        DUPLICATES: lambda: (
-            f"duplicates: {_pct(result['unexpected_percent'] / 100)} of rows have an exact twin > "
-            f"{_pct(gate.max_duplicate_fraction)} allowed"
-        ),
-        LABEL_MIN: lambda: (
-            f"label rate: {_pct(_rate(result))} of {target} values are {positive!r} < "
-            f"{_pct(gate.label_rate.min)} required"
-        ),
-        LABEL_MAX: lambda: (
-            f"label rate: {_pct(1 - _rate(result))} of {target} values are {positive!r} > "
-            f"{_pct(gate.label_rate.max)} allowed"
         ),
         POSITIVE_SEEN: lambda: f"{target}: the positive label {positive!r} never occurs{_seen(labels)}",
         BINARY: lambda: (
@@ -280,7 +271,8 @@ def _seen(labels: list[str]) -> str:
 
 
 def _failures(outcomes: list[ExpectationValidationResult], settings: Settings, labels: list[str]) -> list[str]:
-    """One sentence per broken expectation, leaving out the ones a missing column or a wrong type explains."""
+    """One sentence per broken expectation, leaving out the ones a missing column or a wrong type explains and
+    the ones a gates.quality threshold judges (_judgements says those)."""
     missing = {o.expectation_config.kwargs["column"] for o in outcomes if _rule(o) == EXISTS and not o.success}
     mistyped = {o.expectation_config.kwargs["column"] for o in outcomes if _rule(o) == TYPE and not o.success}
     failures = []
@@ -294,6 +286,8 @@ def _failures(outcomes: list[ExpectationValidationResult], settings: Settings, l
         error = _error(outcome)
         if error:
             failures.append(f"{column or 'table'}: the {rule} check could not run ({error})")
+            continue
+        if rule in JUDGED:
             continue
         failures.append(_sentence(rule, kwargs, outcome.result, settings, labels))
     return failures
@@ -320,13 +314,15 @@ def _metrics(outcomes: list[ExpectationValidationResult], statistics: dict[str, 
     return metrics
 
 
+def _judgements(metrics: dict[str, Any], settings: Settings) -> list[Judgement]:
+    """Each gates.quality threshold judging the value GX observed; one GX could not observe is not judged."""
+    thresholds = settings.gates.quality.thresholds()
+    return [threshold.judge(name, metrics[name]) for name, threshold in thresholds.items() if name in metrics]
+
+
 def _thresholds(settings: Settings) -> dict[str, Any]:
-    gate = settings.gates.quality
     return {
-        "min_rows": gate.min_rows,
-        "max_rows": gate.max_rows,
-        "label_rate": {"min": gate.label_rate.min, "max": gate.label_rate.max},
-        "max_duplicate_fraction": gate.max_duplicate_fraction,
+        **settings.gates.quality.model_dump(),
         "max_null_fraction": {
             **{name: f.max_null_fraction for name, f in settings.data.features.items()},
             settings.data.target: 0.0,
@@ -340,10 +336,12 @@ def validate(frame: pd.DataFrame, settings: Settings, docs_dir: Path = DOCS_DIR)
     outcomes = list(validation.results)
     target = settings.data.target
     labels = sorted(map(str, frame[target].dropna().unique())) if target in frame else []
-    return CheckResult.from_failures(
+    metrics = _metrics(outcomes, validation.statistics)
+    return CheckResult.judged(
         CHECK,
+        _judgements(metrics, settings),
         _failures(outcomes, settings, labels),
-        metrics=_metrics(outcomes, validation.statistics),
+        metrics=metrics,
         thresholds=_thresholds(settings),
         artifacts=pages,
     )

@@ -1,52 +1,62 @@
-"""The gate's report: a Markdown table fit for a PR comment and $GITHUB_STEP_SUMMARY."""
+"""The gate's report: a Markdown table fit for a PR comment and $GITHUB_STEP_SUMMARY.
+
+One row per judged threshold (CheckResult.judgements) with its value, limit, margin (positive: headroom) and
+unit, failures first; a failure no threshold judged (a check that did not run, a broken expectation) gets a row
+of its own, and a check with neither still gets one, so every check appears. Warnings follow the table."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from conveyor.checks.result import CheckResult
+from conveyor.config import Judgement
 
-# What the gate table shows per check: dotted paths into CheckResult.metrics, `*` for every key at that level.
-HEADLINES = {
-    "quality": ("rows", "label_rate", "duplicate_fraction"),
-    "drift": ("window", "drifted_share"),
-    "evaluate": ("roc_auc", "pr_auc", "f1", "brier", "champion.roc_auc"),
-    "fairness": ("features.*.equalized_odds_difference", "features.*.demographic_parity_ratio"),
-    "latency": ("single_p99_ms", "batch_rows_per_s", "load_seconds"),
-}
+HEADER = "| check | result | threshold | value | limit | margin | unit |"
+PASS, FAIL, WARN = "✅ pass", "❌ fail", "⚠️ warn"
 
 
-def headlines(check: str, metrics: dict[str, Any]) -> list[str]:
-    """`name = value` for each headline path found in the metrics."""
-    found: list[str] = []
+def _cell(text: str) -> str:
+    return text.replace("|", "/")
 
-    def walk(node: Any, parts: list[str], trail: list[str]) -> None:
-        if not parts:
-            shown = f"{node:.4g}" if isinstance(node, float) else str(node)
-            found.append(f"{'.'.join(trail)} = {shown}")
-            return
-        if not isinstance(node, dict):
-            return
-        keys = sorted(node) if parts[0] == "*" else [parts[0]]
-        for key in keys:
-            if key in node:
-                walk(node[key], parts[1:], [*trail, key])
 
-    for path in HEADLINES.get(check, ()):
-        walk(metrics, path.split("."), [])
-    return found
+def _judged(result: CheckResult, judgement: Judgement) -> tuple[int, str]:
+    """(order, row): a broken threshold is a failure when it failed the check, a warning when it did not
+    (drift under the warn policy)."""
+    if judgement.passed:
+        order, mark = 2, PASS
+    elif result.passed:
+        order, mark = 1, WARN
+    else:
+        order, mark = 0, FAIL
+    cells = [
+        result.check,
+        mark,
+        f"**{judgement.label}**" if order == 0 else judgement.label,
+        judgement.shown(judgement.value),
+        judgement.rule(),
+        judgement.shown(judgement.margin, sign=True),
+        judgement.unit,
+    ]
+    return order, "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _rows(result: CheckResult) -> list[tuple[int, str]]:
+    rows = [_judged(result, j) for j in result.judgements]
+    judged = {j.failure for j in result.judgements}
+    for failure in result.failures:
+        if failure not in judged:
+            rows.append((0, f"| {result.check} | {FAIL} | **{_cell(failure)}** | | | | |"))
+    if not rows:
+        mark = PASS if result.passed else FAIL
+        rows.append((0 if not result.passed else 2, f"| {result.check} | {mark} | no threshold judged | | | | |"))
+    return rows
 
 
 def markdown(results: list[CheckResult], passed: bool, version: str | None) -> str:
     """A table fit for a PR comment and $GITHUB_STEP_SUMMARY."""
     verdict = f"passed: registered as version {version} (`candidate`)" if passed else "FAILED: nothing registered"
-    lines = [f"### Conveyor gate {verdict}", "", "| check | result | details |", "|---|---|---|"]
-    for result in results:
-        mark = "✅ pass" if result.passed else "❌ fail"
-        details = (
-            [f"**{f}**" for f in result.failures]
-            + headlines(result.check, result.metrics)
-            + [f"⚠️ {w}" for w in result.warnings]
-        )
-        lines.append(f"| {result.check} | {mark} | {'<br>'.join(d.replace('|', '/') for d in details)} |")
+    rows = [row for result in results for row in _rows(result)]
+    lines = [f"### Conveyor gate {verdict}", "", HEADER, "|---|---|---|--:|---|--:|---|"]
+    lines += [line for _, line in sorted(rows, key=lambda row: row[0])]  # stable: check order within each kind
+    warnings = [f"- ⚠️ {r.check}: {w}" for r in results for w in r.warnings]
+    if warnings:
+        lines += ["", *warnings]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ def negative_label(settings: Settings) -> str:
 def clean_frame(settings: Settings, rows: int = ROWS, seed: int = 0) -> pd.DataFrame:
     """Every configured column in range, no nulls, no duplicate rows, label rate mid-way in its bounds."""
     gate = settings.gates.quality
-    assert gate.min_rows <= rows <= gate.max_rows, f"test frame of {rows} rows is outside the row gate"
+    assert gate.rows.min <= rows <= gate.rows.max, f"test frame of {rows} rows is outside the row gate"
     rng = np.random.default_rng(seed)
     pool = 2 * rows  # drawn with room to drop the rare duplicate
     columns: dict[str, pd.Series] = {}

@@ -79,7 +79,7 @@ def injected(settings: Settings) -> tuple[list[str], list[str]]:
     """Two numeric and four categorical columns to shift: 6 of the features, above the 0.3 share."""
     numeric, categorical = settings.data.numeric[:2], settings.data.categorical[:4]
     assert len(numeric) == 2 and len(categorical) == 4, "needs 2 numeric and 4 categorical features"
-    assert 6 / len(settings.data.features) > settings.gates.drift.max_drifted_share
+    assert 6 / len(settings.data.features) > settings.gates.drift.drifted_share.max
     return numeric, categorical
 
 
@@ -87,7 +87,7 @@ def expected_sentence(settings: Settings, drifted: list[str]) -> str:
     share = len(drifted) / len(settings.data.features)
     shown = drift.SHOWN_COLUMNS
     names = ", ".join(drifted[:shown]) + (", ..." if len(drifted) > shown else "")
-    return f"drifted columns share = {share:.2f} > {settings.gates.drift.max_drifted_share:.2f} ({names})"
+    return f"drifted columns share = {share:.2f} > {settings.gates.drift.drifted_share.max:g} ({names})"
 
 
 def test_no_drift_between_two_halves_of_the_same_data(tmp_path, monkeypatch, raw_params, halves):
@@ -98,6 +98,9 @@ def test_no_drift_between_two_halves_of_the_same_data(tmp_path, monkeypatch, raw
 
     assert result.passed and result.failures == [] and result.warnings == []
     assert result.metrics["drifted_count"] == 0 and result.metrics["drifted_share"] == 0.0
+    assert [(j.metric, j.passed, j.margin) for j in result.judgements] == [
+        ("drifted_share", True, settings.gates.drift.drifted_share.max)
+    ]
     assert result.metrics["window"] == "batch-0001.csv"
     assert (result.metrics["reference_rows"], result.metrics["current_rows"]) == (ROWS, ROWS)
     assert set(result.metrics["columns"]) == set(settings.data.features)
@@ -125,6 +128,11 @@ def test_injected_drift_fails_with_one_sentence(tmp_path, monkeypatch, raw_param
     assert result.failures == [expected_sentence(settings, expected)]
     assert result.failures[0].endswith(", ...)")  # six drifted, five named
     assert result.warnings == []
+    (judged,) = result.judgements
+    assert (judged.metric, judged.passed, judged.failure) == ("drifted_share", False, result.failures[0])
+    assert judged.margin == pytest.approx(
+        settings.gates.drift.drifted_share.max - len(expected) / len(settings.data.features)
+    )
     assert CheckResult.read(tmp_path / "reports" / "drift.json").failures == result.failures
 
 
@@ -139,6 +147,7 @@ def test_warn_policy_passes_and_reports_the_breach_as_a_warning(tmp_path, monkey
     assert result.passed and result.failures == []
     assert result.warnings == [expected_sentence(settings, expected)]
     assert result.thresholds["policy"] == "warn"
+    assert not result.judgements[0].passed  # breached, yet only a warning under this policy
 
 
 def test_a_p_value_test_from_params_flags_drift_below_its_threshold(
@@ -174,9 +183,17 @@ def test_an_empty_feature_column_is_refused(tmp_path, monkeypatch, raw_params, h
         drift.run(settings)
 
 
-def test_the_sentence_shows_enough_digits_to_tell_value_from_threshold():
-    assert drift._sentence(4 / 13, 0.30, ["a", "b"]) == "drifted columns share = 0.31 > 0.30 (a, b)"
-    assert drift._sentence(0.3046, 0.30, ["a"]) == "drifted columns share = 0.305 > 0.300 (a)"
+def test_the_sentence_names_the_drifted_columns_and_tells_value_from_threshold(settings):
+    share = settings.gates.drift.drifted_share
+    assert share.max == 0.3, "the sentences below spell the limit out"
+    named = drift._named(share.judge("drifted_share", 4 / 13), ["a", "b"])
+    assert named.failure == "drifted columns share = 0.31 > 0.3 (a, b)"
+    assert (
+        drift._named(share.judge("drifted_share", 0.3046), ["a"]).failure == "drifted columns share = 0.305 > 0.3 (a)"
+    )
+    many = [f"c{i}" for i in range(drift.SHOWN_COLUMNS + 1)]
+    assert drift._named(share.judge("drifted_share", 0.5), many).failure.endswith("c4, ...)")
+    assert drift._named(share.judge("drifted_share", 0.3), ["a"]).failure is None  # at the limit: passes
 
 
 def test_windows_follow_ingested_batches(tmp_path, monkeypatch, raw_params):

@@ -51,7 +51,7 @@ def test_fair_predictions_pass_with_group_metrics(settings: Settings) -> None:
     assert result.failures == []
     for name in settings.data.sensitive_features:
         found = result.metrics["features"][name]
-        assert found["equalized_odds_difference"] <= settings.gates.fairness.max_equalized_odds_difference
+        assert found["equalized_odds_difference"] <= settings.gates.fairness.equalized_odds_difference.max
         assert found["gated_groups"] == 2
         for group in found["groups"].values():
             assert set(group) == {
@@ -59,6 +59,12 @@ def test_fair_predictions_pass_with_group_metrics(settings: Settings) -> None:
             }  # fmt: skip
             assert group["gated"]
         assert sum(g["count"] for g in found["groups"].values()) == len(y)
+    assert [(j.metric, j.passed) for j in result.judgements] == [
+        (f"{metric}[{name}]", True)
+        for name in settings.data.sensitive_features
+        for metric in ("equalized_odds_difference", "demographic_parity_ratio")
+    ]
+    assert all(j.margin >= 0 for j in result.judgements)
 
 
 def test_a_much_higher_threshold_for_one_group_fails_with_the_sentence(settings: Settings) -> None:
@@ -67,10 +73,12 @@ def test_a_much_higher_threshold_for_one_group_fails_with_the_sentence(settings:
     biased = Decision(threshold=0.5, group_feature=feature, group_thresholds={second: 0.85})
     result = fairness.assess(settings, x, y, proba, biased)
     assert not result.passed
-    pattern = rf"^equalized_odds_difference\[{feature}\] = (\d\.\d+) > 0\.1$"
+    pattern = rf"^equalized-odds difference \({feature}\) = (\d\.\d+) > 0\.1$"
     matched = [re.match(pattern, f) for f in result.failures]
     assert any(matched), result.failures
     measured = float(next(m for m in matched if m).group(1))
+    broken = next(j for j in result.judgements if j.metric == f"equalized_odds_difference[{feature}]")
+    assert not broken.passed and broken.margin == pytest.approx(0.1 - broken.value) and broken.margin < 0
     found = result.metrics["features"][feature]
     assert measured == pytest.approx(found["equalized_odds_difference"], abs=5e-4)
     labels, groups = biased.labels(x, proba), x[feature]
@@ -95,9 +103,9 @@ def test_a_low_demographic_parity_ratio_fails(settings: Settings) -> None:
     y = np.where(x[feature] == first, y, 0)  # the second group has no positives and is never selected
     proba = np.where(x[feature] == first, proba, 0.1)
     result = fairness.assess(settings, x, y, proba, Decision(threshold=0.5))
-    limit = settings.gates.fairness.min_demographic_parity_ratio
+    limit = settings.gates.fairness.demographic_parity_ratio.min
     assert result.metrics["features"][feature]["demographic_parity_ratio"] == 0.0
-    assert f"demographic_parity_ratio[{feature}] = 0 < {limit:.4g}" in result.failures
+    assert f"demographic-parity ratio ({feature}) = 0 < {limit:g}" in result.failures
 
 
 def test_small_groups_are_reported_with_a_warning_and_not_gated(settings: Settings) -> None:
@@ -128,6 +136,7 @@ def test_a_feature_with_one_large_group_is_not_gated_and_says_so(settings: Setti
     found = result.metrics["features"][feature]
     assert "equalized_odds_difference" not in found
     assert any(w.startswith(f"{feature} has 1 group(s) with at least") for w in result.warnings)
+    assert not any(j.metric.endswith(f"[{feature}]") for j in result.judgements)  # reported, not gated
 
 
 def test_mitigation_cost_compares_the_global_threshold_with_the_decision(settings: Settings) -> None:
@@ -159,7 +168,7 @@ def test_run_writes_json_and_html_and_fails_a_biased_decision(tmp_path: Path, mo
 
     result = fairness.run(small)
     assert not result.passed
-    assert f"equalized_odds_difference[{feature}] = 1 > 0.1" in result.failures
+    assert f"equalized-odds difference ({feature}) = 1 > 0.1" in result.failures
     written = json.loads(Path("reports/fairness.json").read_text())
     assert written["failures"] == result.failures
     assert written["artifacts"] == ["reports/fairness.html"]

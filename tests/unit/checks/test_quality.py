@@ -60,7 +60,12 @@ def test_clean_data_passes_with_every_column_measured(settings, clean, check, tm
     suite = quality.build_suite(settings, list(clean.columns))
     assert result.metrics["expectations_evaluated"] == len(suite.expectations)
     assert result.metrics["expectations_failed"] == 0
-    assert result.thresholds["max_duplicate_fraction"] == settings.gates.quality.max_duplicate_fraction
+    assert result.thresholds["duplicate_fraction"]["max"] == settings.gates.quality.duplicate_fraction.max
+    judged = {j.metric: j for j in result.judgements}
+    assert list(judged) == ["rows", "label_rate", "duplicate_fraction"]
+    assert all(j.passed and j.failure is None for j in judged.values())
+    assert judged["rows"].value == ROWS and judged["rows"].margin == ROWS - settings.gates.quality.rows.min
+    assert judged["duplicate_fraction"].margin == settings.gates.quality.duplicate_fraction.max
     index, page = (Path(p) for p in result.artifacts)
     assert index == tmp_path / "docs" / "index.html"
     assert index.exists() and page.exists()
@@ -160,12 +165,13 @@ def test_a_text_column_where_a_number_is_configured_fails(settings, clean, check
 
 def test_too_few_rows_fail(settings, clean, check):
     gate = settings.gates.quality
+    assert gate.rows.min == 1000, "the sentence below spells the limit out"
 
-    result = check(clean.head(gate.min_rows - 1))
+    result = check(clean.head(int(gate.rows.min) - 1))
 
-    assert result.failures == [
-        f"row count: {gate.min_rows - 1} rows, expected between {gate.min_rows} and {gate.max_rows}"
-    ]
+    assert result.failures == ["row count = 999 rows < 1,000 rows"]
+    (rows,) = (j for j in result.judgements if j.metric == "rows")
+    assert (rows.passed, rows.limit, rows.margin) == (False, 1000, -1)
 
 
 @pytest.mark.parametrize("side", ["low", "high"])
@@ -179,13 +185,15 @@ def test_a_label_rate_out_of_bounds_fails(settings, clean, check, side):
 
     result = check(frame)
 
-    expected = f"< {pct(bounds.min)} required" if side == "low" else f"> {pct(bounds.max)} allowed"
-    assert result.failures == [f"label rate: {pct(positives / ROWS)} of {target} values are {positive!r} {expected}"]
+    assert (bounds.min, bounds.max) == (0.10, 0.40), "the sentence below spells the limits out"
+    expected = "< 10%" if side == "low" else "> 40%"
+    assert result.failures == [f"positive-label rate = {pct(positives / ROWS).replace('.0%', '%')} {expected}"]
     assert result.metrics["label_rate"] == pytest.approx(positives / ROWS)
 
 
 def test_duplicates_pass_up_to_the_limit_and_fail_beyond(settings, clean, check):
-    limit = settings.gates.quality.max_duplicate_fraction
+    limit = settings.gates.quality.duplicate_fraction.max
+    assert limit == 0.01, "the sentence below spells the limit out"
     copies = math.ceil(limit * ROWS)  # each copy and its original have a twin: ~2x the limit
     few = pd.concat([clean, clean.head(1)], ignore_index=True)
     many = pd.concat([clean, clean.head(copies)], ignore_index=True)
@@ -195,7 +203,7 @@ def test_duplicates_pass_up_to_the_limit_and_fail_beyond(settings, clean, check)
 
     assert passed.passed and passed.metrics["duplicate_fraction"] == pytest.approx(2 / (ROWS + 1))
     share = 2 * copies / (ROWS + copies)
-    assert result.failures == [f"duplicates: {pct(share)} of rows have an exact twin > {pct(limit)} allowed"]
+    assert result.failures == [f"duplicate-row share = {share * 100:.2f}% > 1%"]
     assert result.metrics["duplicate_fraction"] == pytest.approx(share)
 
 
@@ -220,10 +228,7 @@ def test_a_target_without_the_positive_label_fails(settings, clean, check):
     failures = check(frame).failures
 
     assert f"{target}: the positive label {positive!r} never occurs; seen: {negative_label(settings)!r}" in failures
-    assert (
-        f"label rate: 0% of {target} values are {positive!r} < {pct(settings.gates.quality.label_rate.min)} required"
-        in failures
-    )
+    assert "positive-label rate = 0% < 10%" in failures
 
 
 def write_project(root: Path, settings: Settings, frame: pd.DataFrame) -> Path:
@@ -266,5 +271,6 @@ def test_the_real_data_passes_with_the_default_params(make_project, monkeypatch,
     rows = len(pd.read_csv(settings.data.path))
     assert result.metrics["rows"] == rows
     assert settings.gates.quality.label_rate.min < result.metrics["label_rate"] < settings.gates.quality.label_rate.max
-    assert 0 < result.metrics["duplicate_fraction"] <= settings.gates.quality.max_duplicate_fraction
+    assert 0 < result.metrics["duplicate_fraction"] <= settings.gates.quality.duplicate_fraction.max
+    assert [j.metric for j in result.judgements if j.passed] == ["rows", "label_rate", "duplicate_fraction"]
     assert all((project.root / p).exists() for p in result.artifacts)
