@@ -39,12 +39,10 @@ workflows-check: install
 	check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	shellcheck .github/act/*/*.sh
 
-# The fetch is byte-for-byte reproducible: caching it must leave data.dvc untouched, and DVC then reports it clean.
+# params.yaml data.source: demo fetches the demo data (never over a file that differs) and checks it is the version
+# data.dvc records; dvc writes nothing into data/ and checks your data is the version data.dvc records.
 data: install
-	conveyor data fetch
-	dvc commit --force --quiet data.dvc
-	git diff --exit-code data.dvc
-	dvc status data.dvc
+	conveyor data prepare
 
 run: data
 	dvc repro; status=$$?; [ -f reports/gate.md ] && cat reports/gate.md; exit $$status

@@ -44,6 +44,9 @@ Feature = Annotated[NumericFeature | CategoryFeature, Field(discriminator="type"
 
 
 class DataSettings(_Strict):
+    # demo: `conveyor data prepare` fetches the demo data into data/; dvc: data/ is yours, versioned in data.dvc,
+    # and nothing in the pipeline ever writes into it.
+    source: Literal["demo", "dvc"]
     path: Path
     incoming_path: Path
     batches_dir: Path
@@ -439,12 +442,28 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raw = yaml.safe_load(source.read_text())
     except FileNotFoundError:
         raise ConveyorError(f"{source}: the configuration file does not exist.") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConveyorError(f"{source}: not valid YAML{where}: {exc.problem or exc.context}.") from None
     except yaml.YAMLError as exc:
         raise ConveyorError(f"{source}: not valid YAML ({exc.__class__.__name__}).") from None
     if not isinstance(raw, dict):
         raise ConveyorError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}.")
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         first = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a "missing"
         raise ConveyorError(_describe(first, source)) from None
+    _cross_check(settings, source)
+    return settings
+
+
+def _cross_check(settings: Settings, source: Path) -> None:
+    """Rules that span two sections of params.yaml, said with the field that breaks them."""
+    mitigation, sensitive = settings.model.mitigation, settings.data.sensitive_features
+    if mitigation.method != "none" and mitigation.feature not in sensitive:
+        raise ConveyorError(
+            f"{source}: model.mitigation.feature = {mitigation.feature!r} is invalid: "
+            f"expected one of data.sensitive_features {sensitive}."
+        )

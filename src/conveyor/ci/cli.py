@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 def _data(args: argparse.Namespace) -> int:
     from conveyor.ci import data
+    from conveyor.config import load_settings
 
-    data.pull() if args.direction == "pull" else data.push()
+    data.pull(load_settings(args.params)) if args.direction == "pull" else data.push()
     return 0
 
 
@@ -79,7 +80,7 @@ def _expect(args: argparse.Namespace) -> int:
 def add_commands(commands: Commands) -> None:
     actions = commands.group("ci", "helpers the GitHub Actions workflows call")
 
-    data = actions.add("data", "pull the data from DVC_REMOTE_URL, or fetch the demo data; or push it", _data)
+    data = actions.add("data", "pull the data from DVC_REMOTE_URL (or, data.source demo, fetch it); or push it", _data)
     data.add_argument("direction", choices=["pull", "push"])
 
     outputs = actions.add("gate-outputs", "job outputs and step summary from the gate's reports", _gate_outputs)

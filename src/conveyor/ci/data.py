@@ -1,14 +1,17 @@
-"""The data step of a workflow: `dvc pull` from the team's remote when one is configured, else the demo fetch.
+"""The data step of a workflow, as params.yaml `data.source` says.
 
 The remote is the repository variable DVC_REMOTE_URL (credentials come from the environment, as DVC reads
-them). It is added to .dvc/config.local, so nothing committed changes. Without it, the demo data is fetched:
-byte for byte what data.dvc records, which `dvc status` confirms."""
+them). It is added to .dvc/config.local, so nothing committed changes. With `data.source: dvc` the remote is
+required and the data is pulled, then checked (`conveyor data prepare`): nothing else writes into data/. With
+`demo`, a remote is pulled from when set, else the demo data is fetched: byte for byte what data.dvc records."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 
+from conveyor.config import Settings
+from conveyor.data import prepare
 from conveyor.errors import ConveyorError
 
 REMOTE_ENV = "DVC_REMOTE_URL"
@@ -30,13 +33,20 @@ def remote() -> str | None:
     return url
 
 
-def pull() -> None:
+def pull(settings: Settings) -> None:
+    source = settings.data.source
+    if source == "dvc" and not os.environ.get(REMOTE_ENV, "").strip():
+        raise ConveyorError(
+            f"{REMOTE_ENV} is not set, and data.source = 'dvc' has nowhere else to get the data from; set it (a "
+            "repository variable on GitHub, the conveyor-dvc-remote Secret on Argo) to the DVC remote holding it."
+        )
     if remote() is None:
-        print(f"{REMOTE_ENV} is not set: fetching the demo data")
-        _run("conveyor", "data", "fetch")
-        _run("dvc", "status", "data.dvc")
-        return
-    _run("dvc", "pull", "data.dvc")
+        print(f"{REMOTE_ENV} is not set: data.source = {source!r}, fetching the demo data", flush=True)
+    else:
+        _run("dvc", "pull", "data.dvc")
+        if source == "demo":
+            return
+    print(prepare.prepare(settings))
 
 
 def push() -> None:

