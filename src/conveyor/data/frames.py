@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -17,16 +18,56 @@ BATCH_PATTERN = re.compile(r"^batch-(\d{4})\.csv$")
 def read_csv(path: Path, settings: Settings) -> pd.DataFrame:
     """Read a CSV: numeric features as float64, everything else as str objects with NaN for empty fields.
 
-    A numeric column with a value that is not a number stays text, so the quality check names a type error."""
+    A file with no header, no rows or a row whose field count differs from the header's is refused in one
+    sentence. In a numeric column, the cells that are not numbers stay text beside the parsed numbers, so the
+    quality check counts exactly those cells and `not_numbers` can name them."""
     if not path.exists():
-        raise ConveyorError(f"{path}: the data file does not exist; run `conveyor data fetch` first.")
+        raise ConveyorError(f"{path}: the data file does not exist; run `conveyor data prepare` first.")
+    _check_shape(path)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     for name in settings.data.numeric:
         if name in frame.columns:
             numbers = pd.to_numeric(frame[name], errors="coerce")
-            if numbers.notna().sum() == frame[name].notna().sum():
-                frame[name] = numbers.astype("float64")
+            bad = frame[name].notna() & numbers.isna()
+            frame[name] = numbers.astype("float64") if not bad.any() else numbers.astype(object).mask(bad, frame[name])
     return frame
+
+
+def _check_shape(path: Path) -> None:
+    """A header, at least one row, and every row with the header's field count; else one sentence. (pandas
+    raises a traceback for an empty file and pads a short row, such as a truncated last line, with NaN.)"""
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header:
+            raise ConveyorError(f"{path}: the file is empty; expected a header row naming the columns, then rows.")
+        rows = 0
+        for row in reader:
+            if not row:
+                continue  # a blank line, which pandas skips too
+            if len(row) != len(header):
+                raise ConveyorError(
+                    f"{path}: line {reader.line_num} has {len(row)} fields, expected {len(header)} as in the header "
+                    "(is the file truncated?)."
+                )
+            rows += 1
+    if not rows:
+        raise ConveyorError(f"{path}: the file has a header but no rows; expected at least one row of data.")
+
+
+def not_numbers(frame: pd.DataFrame, settings: Settings) -> str | None:
+    """One sentence for the first numeric feature with cells that are not numbers, or None: fitting on text
+    would fail deep inside scikit-learn."""
+    for name in settings.data.numeric:
+        if name in frame.columns and frame[name].dtype == object:
+            bad = frame[name][frame[name].map(lambda v: isinstance(v, str))]
+            if len(bad):
+                shown = ", ".join(repr(v) for v in bad.unique()[:3])
+                return (
+                    f"data.features.{name}: {len(bad)} of {len(frame)} values are not numbers (e.g. {shown}); "
+                    "expected numbers or empty fields."
+                )
+    return None
 
 
 def batches(settings: Settings) -> list[Path]:

@@ -63,7 +63,11 @@ def run(settings: Settings) -> dict[str, Any]:
 
     The previous record goes first, so a failed run can never leave a gate looking at an older model."""
     TRAIN_INFO.unlink(missing_ok=True)
+    model.check_trusted_types(settings)
     frame = frames.load_training(settings)
+    problem = frames.not_numbers(frame, settings)
+    if problem:
+        raise ConveyorError(problem)
     train, holdout = frames.split(frame, settings)
     started = time.perf_counter()
     pipeline, decision = fit(settings, train)
