@@ -93,6 +93,7 @@ def run(settings: Settings) -> int:
         found = [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
         found += contract.argocd([d for s in others for d in s.docs], synced_trees(rendered, others), settings)
         found += contract.dockerfile(root / policy.DOCKERFILE, settings)
+        found += contract.model_name(root, settings)
         return found, "ports, probes, env, series, SLOs, digests, Dockerfile, Argo CD apps and notifications"
 
     def checkov() -> tuple[list[str], str]:

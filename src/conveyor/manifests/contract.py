@@ -44,6 +44,8 @@ PROJECT = "conveyor"
 SUBSCRIBE = "notifications.argoproj.io/subscribe."
 TRIGGERS = ("conveyor-on-health-degraded", "conveyor-on-sync-failed", "conveyor-on-rollout-aborted")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+APPLICATIONS = Path("argocd/applications")
+MODEL_LINK = re.compile(r"/#/models/([^/\s'\"]+)")  # an MLflow UI link to a registered model
 
 
 def constant(module: str, name: str) -> str:
@@ -292,8 +294,27 @@ def _environment(application: Doc, environment: str, settings: Settings) -> Iter
     if labels.get("conveyor.dev/environment") != environment:
         yield f"Application/{name} label conveyor.dev/environment must be {environment!r}: the rollback reads it."
     model = _dig(application, "metadata", "annotations", "link.argocd.argoproj.io/mlflow-model") or ""
-    if not (model.startswith(settings.deploy.mlflow_ui) and settings.model.name in model):
-        yield f"Application/{name} link mlflow-model = {model!r} does not point at {settings.model.name} in deploy.mlflow_ui."
+    expected = f"{settings.deploy.mlflow_ui.rstrip('/')}/#/models/{settings.model.name}"
+    if model != expected:
+        yield f"Application/{name} link mlflow-model = {model!r}, expected {expected!r} (deploy.mlflow_ui, model.name)."
+
+
+def model_name(root: Path, settings: Settings) -> list[str]:
+    """params.yaml model.name is the one source of the model's name: every MLflow model link in the Argo CD
+    Applications and the release files (which `conveyor deploy` writes from it) must name that model."""
+    files = sorted((root / APPLICATIONS).glob("*.yaml"))
+    files += [root / release.release_path(env) for env in settings.deploy.environments]
+    failures = []
+    for path in files:
+        if not path.is_file():
+            continue
+        for found in sorted(set(MODEL_LINK.findall(path.read_text()))):
+            if found != settings.model.name:
+                failures.append(
+                    f"{path.relative_to(root)}: links to MLflow model {found!r}, expected params.yaml "
+                    f"model.name {settings.model.name!r}."
+                )
+    return failures
 
 
 def _notifications(docs: list[Doc]) -> list[str]:
