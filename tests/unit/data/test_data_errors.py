@@ -139,3 +139,25 @@ def test_prepare_with_dvc_never_writes_missing_data(project: Settings) -> None:
         "records with `dvc pull data.dvc`."
     )
     assert not project.data.path.exists()
+
+
+def test_prepare_with_dvc_refuses_data_it_cannot_check(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    Path("data.dvc").write_text("outs:\n- md5: 0123.dir\n  path: data\n")
+    status = '{"data.dvc": [{"changed outs": {"data": "not in cache"}}]}'
+    monkeypatch.setattr(prepare, "_dvc", lambda *args: status)
+    with pytest.raises(ConveyorError, match=r"^data/ cannot be checked against data.dvc \(not in cache\); get that"):
+        prepare.prepare(_with_source(project, "dvc"))
+    monkeypatch.setattr(prepare, "_dvc", lambda *args: "{}")
+    assert prepare.prepare(_with_source(project, "dvc")).endswith("(0123.dir); nothing written")
+
+
+def test_prepare_demo_refuses_more_than_the_demo_and_keeps_data_dvc(
+    project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = "outs:\n- md5: demo.dir\n  path: data\n"
+    Path("data.dvc").write_text(recorded)
+    monkeypatch.setattr(fetch, "fetch", lambda settings: [settings.data.path])
+    monkeypatch.setattr(prepare, "_dvc", lambda *args: Path("data.dvc").write_text("outs:\n- md5: more.dir\n"))
+    with pytest.raises(ConveyorError, match=r"^data/ holds more than the demo data \(md5 more.dir, data.dvc records "):
+        prepare.prepare(project)
+    assert Path("data.dvc").read_text() == recorded
