@@ -9,9 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conveyor.checks.result import CheckResult
 from conveyor.ci import comment, data
+from conveyor.config import Settings
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +79,9 @@ def test_data_pull_uses_the_remote_in_dvc_remote_url(dvc_project: Path, tmp_path
         subprocess.run(cmd, check=True, capture_output=True)
     subprocess.run(["rm", "-rf", "data", ".dvc/cache"], check=True)
     monkeypatch.setenv(data.REMOTE_ENV, str(remote))
-    data.pull()
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"] |= {"source": "dvc", "path": "data/rows.csv"}
+    data.pull(Settings.model_validate(raw))
     assert (dvc_project / "data" / "rows.csv").read_text() == "a,b\n1,2\n"
     assert "ci" in (dvc_project / ".dvc" / "config.local").read_text()
     assert "ci" not in (dvc_project / ".dvc" / "config").read_text()
