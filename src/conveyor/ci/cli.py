@@ -14,9 +14,22 @@ if TYPE_CHECKING:
 
 
 def _data(args: argparse.Namespace) -> int:
+    if args.direction == "commit":
+        return _data_commit(args)
     from conveyor.ci import data
 
     data.pull() if args.direction == "pull" else data.push()
+    return 0
+
+
+def _data_commit(args: argparse.Namespace) -> int:
+    from conveyor.ci import batch, github
+    from conveyor.config import load_settings
+    from conveyor.deploy.git import Git
+
+    outcome = batch.commit(load_settings(args.params), Git.discover(Path.cwd()), None if args.no_push else args.remote)
+    print(outcome.summary)
+    github.write_outputs(outcome.outputs())
     return 0
 
 
@@ -79,8 +92,15 @@ def _expect(args: argparse.Namespace) -> int:
 def add_commands(commands: Commands) -> None:
     actions = commands.group("ci", "helpers the GitHub Actions workflows call")
 
-    data = actions.add("data", "pull the data from DVC_REMOTE_URL, or fetch the demo data; or push it", _data)
-    data.add_argument("direction", choices=["pull", "push"])
+    data = actions.add(
+        "data",
+        "pull the data from DVC_REMOTE_URL, or fetch the demo data; push it; or commit the next batch as a data "
+        "version (ingest, dvc commit and push, a `data:` git commit pushed to --remote)",
+        _data,
+    )
+    data.add_argument("direction", choices=["pull", "push", "commit"])
+    data.add_argument("--remote", default="origin", help="commit: the git remote to push the data commit to")
+    data.add_argument("--no-push", action="store_true", help="commit: make the data commit locally, push nothing")
 
     outputs = actions.add("gate-outputs", "job outputs and step summary from the gate's reports", _gate_outputs)
     outputs.add_argument("--registry", default=None, help="e.g. ghcr.io; with --owner and --sha, adds `image`")
