@@ -89,6 +89,15 @@ def _expect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry_alias(args: argparse.Namespace) -> int:
+    from conveyor.ci import aliases
+    from conveyor.config import load_settings
+    from conveyor.deploy.git import Git
+
+    print(aliases.follow(load_settings(args.params), Git.discover(Path.cwd()), args.env))
+    return 0
+
+
 def add_commands(commands: Commands) -> None:
     actions = commands.group("ci", "helpers the GitHub Actions workflows call")
 
@@ -114,6 +123,13 @@ def add_commands(commands: Commands) -> None:
 
     wait = actions.add("wait-healthy", "wait until Argo CD runs the pinned image, Synced and Healthy", _wait_healthy)
     wait.add_argument("--env", required=True, help="environment, one of params.yaml deploy.environments")
+
+    alias = actions.add(
+        "registry-alias",
+        "move the environment's MLflow alias (champion for the last environment) to the version it now pins",
+        _registry_alias,
+    )
+    alias.add_argument("--env", required=True, help="environment, one of params.yaml deploy.environments")
 
     expect = actions.add("expect", "fail unless an environment still pins the given image", _expect)
     expect.add_argument("--env", required=True)
