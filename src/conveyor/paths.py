@@ -9,3 +9,5 @@ MODELS = Path("models")
 TRAINED_MODEL = ARTIFACTS / "model"
 TRAIN_INFO = ARTIFACTS / "train.json"
 EXPORTED_METADATA = MODELS / "metadata.json"
+GATE_SUMMARY = REPORTS / "gate.json"
+GATE_TABLE = REPORTS / "gate.md"

@@ -14,13 +14,19 @@ from conveyor.errors import ConveyorError
 from conveyor.paths import TRAIN_INFO
 
 DATA_DVC = Path("data.dvc")
+# Tracked files the pipeline itself rewrites while it runs: `dvc repro` records each finished stage in dvc.lock
+# before train reads the tree. They are what a run produced, not what it came from, so they never make it dirty.
+PIPELINE_WRITES = ("dvc.lock",)
 
 
 def git_commit() -> str:
-    """HEAD's full sha, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    """HEAD's full sha, with '-dirty' when tracked files other than the pipeline's own records (dvc.lock) differ
+    from it, data.dvc included: then `git checkout <sha> && dvc pull` would not give back what was trained.
+    'unknown' outside git."""
+    excluded = [f":(top,exclude){name}" for name in PIPELINE_WRITES]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], check=False).returncode != 0
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *excluded], check=False).returncode != 0
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha.strip() + ("-dirty" if dirty else "")

@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "deploy": set(),
     "manifests": {"deploy", "serve"},  # the release files' layout; the app's routes, port and series
     "argo": set(),
-    "ci": {"gate", "deploy"},
+    "ci": {"gate", "deploy", "registry"},  # registry-alias moves the alias a deploy commit's release file pins
 }
 # Libraries a part must never load, whatever the parts above allow: the serving image has none of them.
 FORBIDDEN_LIBRARIES = {

@@ -4,19 +4,46 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import shutil
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.checks import BLOCKING, CHECKS
+from conveyor.paths import GATE_SUMMARY, GATE_TABLE, REPORTS
 
 if TYPE_CHECKING:
     from conveyor.cli import Commands, Run
+
+
+def clear_previous(check: str, reports: Path = REPORTS) -> None:
+    """Before a check runs: remove its previous report and the artifacts that report lists (inside reports/ only),
+    and the gate's verdict, which judged that previous report. A check that then stops leaves no result claiming
+    to be this run's."""
+    previous = reports / f"{check}.json"
+    if previous.is_file():
+        try:
+            listed = json.loads(previous.read_text()).get("artifacts") or []
+        except (ValueError, AttributeError):
+            listed = []
+        for name in listed:
+            path = Path(name)
+            if path.resolve().is_relative_to(reports.resolve()):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+        previous.unlink()
+    for verdict in (reports / GATE_SUMMARY.name, reports / GATE_TABLE.name):
+        verdict.unlink(missing_ok=True)
 
 
 def _runner(check: str) -> Run:
     def run(args: argparse.Namespace) -> int:
         from conveyor.config import load_settings
 
+        clear_previous(check)
         result = importlib.import_module(f"conveyor.checks.{check}").run(load_settings(args.params))
         print(f"{result.check}: {'passed' if result.passed else 'FAILED'}")
         for failure in result.failures:

@@ -14,10 +14,23 @@ if TYPE_CHECKING:
 
 
 def _data(args: argparse.Namespace) -> int:
+    if args.direction == "commit":
+        return _data_commit(args)
     from conveyor.ci import data
     from conveyor.config import load_settings
 
     data.pull(load_settings(args.params)) if args.direction == "pull" else data.push()
+    return 0
+
+
+def _data_commit(args: argparse.Namespace) -> int:
+    from conveyor.ci import batch, github
+    from conveyor.config import load_settings
+    from conveyor.deploy.git import Git
+
+    outcome = batch.commit(load_settings(args.params), Git.discover(Path.cwd()), None if args.no_push else args.remote)
+    print(outcome.summary)
+    github.write_outputs(outcome.outputs())
     return 0
 
 
@@ -77,11 +90,27 @@ def _expect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry_alias(args: argparse.Namespace) -> int:
+    from conveyor.ci import aliases
+    from conveyor.config import load_settings
+    from conveyor.deploy.git import Git
+
+    print(aliases.follow(load_settings(args.params), Git.discover(Path.cwd()), args.env))
+    return 0
+
+
 def add_commands(commands: Commands) -> None:
     actions = commands.group("ci", "helpers the GitHub Actions workflows call")
 
-    data = actions.add("data", "pull the data from DVC_REMOTE_URL (or, data.source demo, fetch it); or push it", _data)
-    data.add_argument("direction", choices=["pull", "push"])
+    data = actions.add(
+        "data",
+        "pull the data from DVC_REMOTE_URL (or, data.source demo, fetch it); push it; or commit the next batch as a "
+        "data version (ingest, dvc commit and push, a `data:` git commit pushed to --remote)",
+        _data,
+    )
+    data.add_argument("direction", choices=["pull", "push", "commit"])
+    data.add_argument("--remote", default="origin", help="commit: the git remote to push the data commit to")
+    data.add_argument("--no-push", action="store_true", help="commit: make the data commit locally, push nothing")
 
     outputs = actions.add("gate-outputs", "job outputs and step summary from the gate's reports", _gate_outputs)
     outputs.add_argument("--registry", default=None, help="e.g. ghcr.io; with --owner and --sha, adds `image`")
@@ -95,6 +124,13 @@ def add_commands(commands: Commands) -> None:
 
     wait = actions.add("wait-healthy", "wait until Argo CD runs the pinned image, Synced and Healthy", _wait_healthy)
     wait.add_argument("--env", required=True, help="environment, one of params.yaml deploy.environments")
+
+    alias = actions.add(
+        "registry-alias",
+        "move the environment's MLflow alias (champion for the last environment) to the version it now pins",
+        _registry_alias,
+    )
+    alias.add_argument("--env", required=True, help="environment, one of params.yaml deploy.environments")
 
     expect = actions.add("expect", "fail unless an environment still pins the given image", _expect)
     expect.add_argument("--env", required=True)

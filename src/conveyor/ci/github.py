@@ -9,29 +9,18 @@ from typing import Any
 
 from conveyor.deploy.image import IMAGE_NAME
 from conveyor.errors import ConveyorError
-from conveyor.paths import EXPORTED_METADATA, REPORTS
+from conveyor.paths import EXPORTED_METADATA, REPORTS, TRAIN_INFO
 
 OUTPUT_ENV = "GITHUB_OUTPUT"
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 
 def gate_report(reports: Path = REPORTS) -> tuple[dict[str, Any], str]:
-    """(gate.json, gate.md) when the gate ran; otherwise a failed verdict and a table of the checks that ran,
-    each missing one named, so a pipeline stopped early still explains itself."""
-    summary, table = reports / "gate.json", reports / "gate.md"
-    if summary.is_file() and table.is_file():
-        return json.loads(summary.read_text()), table.read_text()
-    from conveyor.gate import report, verdict
+    """(gate.json, gate.md) when the gate judged this run; otherwise a failed verdict naming the stage that
+    stopped the run and why, with a table of the checks, so a pipeline stopped early still explains itself."""
+    from conveyor.gate import verdict
 
-    results = verdict.collect(reports)
-    stopped = {
-        "passed": False,
-        "model_version": None,
-        "run_id": None,
-        "failures": [f"{r.check}: {f}" for r in results for f in r.failures],
-        "checks": {r.check: r.passed for r in results},
-    }
-    return stopped, report.markdown(results, False, None)
+    return verdict.explain(reports, reports.parent / TRAIN_INFO)
 
 
 def image_name(registry: str, owner: str, model_version: str, commit: str) -> str:
@@ -59,6 +48,8 @@ def gate_outputs(
         "model-version": str(verdict.get("model_version") or ""),
         "run-id": str(verdict.get("run_id") or ""),
     }
+    if verdict.get("stopped_at"):
+        outputs["stopped-at"] = str(verdict["stopped_at"])
     if passed and registry:
         if not owner or not commit:
             missing = "--owner" if not owner else "--sha (or $GITHUB_SHA)"

@@ -29,7 +29,10 @@ def _fetch(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from conveyor.data import ingest
 
-    print(f"wrote {ingest.run(load_settings(args.params))}")
+    try:
+        print(f"wrote {ingest.run(load_settings(args.params))}")
+    except ingest.NoNewData as exhausted:
+        print(exhausted)  # a clean outcome: the caller skips training
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -11,20 +12,37 @@ from conveyor.data.frames import batches
 from conveyor.errors import ConveyorError
 
 
-def run(settings: Settings) -> Path:
-    """Write the next batch (the demo's weekly new data) and return its path."""
+class NoNewData(ConveyorError):
+    """The incoming pool is exhausted: not a failure, there is simply nothing new to train on."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    path: Path
+    number: int
+    rows: int
+
+
+def next_batch(settings: Settings) -> Batch:
+    """Write the next batch (the demo's weekly new data); raise NoNewData when every incoming row is ingested."""
     found = batches(settings)
     offset = sum(len(pd.read_csv(p, dtype="string")) for p in found)
     if not settings.data.incoming_path.exists():
         raise ConveyorError(f"{settings.data.incoming_path}: the incoming pool does not exist; run the fetch first.")
     raw = pd.read_csv(settings.data.incoming_path, dtype="string", keep_default_na=False)
     if offset >= len(raw):
-        raise ConveyorError(
-            f"{settings.data.incoming_path}: all {len(raw)} incoming rows are already ingested; "
-            "there is no new batch to add."
+        raise NoNewData(
+            f"no new data: all {len(raw)} rows of {settings.data.incoming_path} are already ingested "
+            f"in {len(found)} batches; nothing to train."
         )
-    rows = settings.data.ingest_rows
-    target = settings.data.batches_dir / f"batch-{len(found) + 1:04d}.csv"
+    number = len(found) + 1
+    target = settings.data.batches_dir / f"batch-{number:04d}.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
-    raw.iloc[offset : offset + rows].to_csv(target, index=False, lineterminator="\n")
-    return target
+    written = raw.iloc[offset : offset + settings.data.ingest_rows]
+    written.to_csv(target, index=False, lineterminator="\n")
+    return Batch(target, number, len(written))
+
+
+def run(settings: Settings) -> Path:
+    """The new batch's path."""
+    return next_batch(settings).path

@@ -50,11 +50,19 @@ def _rows(result: CheckResult) -> list[tuple[int, str]]:
     return rows
 
 
-def markdown(results: list[CheckResult], passed: bool, version: str | None) -> str:
-    """A table fit for a PR comment and $GITHUB_STEP_SUMMARY."""
-    verdict = f"passed: registered as version {version} (`candidate`)" if passed else "FAILED: nothing registered"
+def markdown(
+    results: list[CheckResult], passed: bool, version: str | None, stopped: tuple[str, str] | None = None
+) -> str:
+    """A table fit for a PR comment and $GITHUB_STEP_SUMMARY. `stopped`: (stage, why) when the run stopped
+    before the gate judged it."""
+    if stopped is not None:
+        title = f"### Conveyor run stopped at {stopped[0]}: the gate did not judge it, nothing registered"
+        head = [title, "", f"**{_cell(stopped[0])}**: {stopped[1]}"]
+    else:
+        verdict = f"passed: registered as version {version} (`candidate`)" if passed else "FAILED: nothing registered"
+        head = [f"### Conveyor gate {verdict}"]
     rows = [row for result in results for row in _rows(result)]
-    lines = [f"### Conveyor gate {verdict}", "", HEADER, "|---|---|---|--:|---|--:|---|"]
+    lines = [*head, "", HEADER, "|---|---|---|--:|---|--:|---|"]
     lines += [line for _, line in sorted(rows, key=lambda row: row[0])]  # stable: check order within each kind
     warnings = [f"- ⚠️ {r.check}: {w}" for r in results for w in r.warnings]
     if warnings:

@@ -1,40 +1,47 @@
 """The gate's verdict: read every CheckResult, write reports/gate.json and gate.md; on pass, publish.
 
 A model becomes a `candidate` in the registry, and models/ exists for the image build, only after every check
-passed. On failure nothing is registered and any earlier export is removed."""
+passed. On failure nothing is registered and any earlier export is removed.
+
+`explain()` says what the current run came to without judging anything: the gate's verdict when the gate judged
+this run, otherwise the stage that stopped it and why. Every stage removes the verdict when it starts, so a
+verdict left over from an earlier run never stands for this one."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from conveyor import bundle, provenance
-from conveyor.checks import CHECKS, MODEL_CHECKS
+from conveyor.checks import BLOCKING, CHECKS, MODEL_CHECKS
 from conveyor.checks.result import CheckResult
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
 from conveyor.gate import publish
 from conveyor.gate.report import markdown
-from conveyor.paths import REPORTS, TRAIN_INFO, TRAINED_MODEL
+from conveyor.paths import GATE_SUMMARY, GATE_TABLE, REPORTS, TRAIN_INFO, TRAINED_MODEL
 
 
 def collect(reports: Path = REPORTS, trained_at: float | None = None) -> list[CheckResult]:
     """Every expected check's result. A missing one counts as failed, and so does a model check older than
     `trained_at` (the training record's mtime): it judged an earlier model."""
-    results = []
-    for check in CHECKS:
-        path = reports / f"{check}.json"
-        if not path.exists():
-            results.append(CheckResult.from_failures(check, [f"{check} did not run: {path} is missing"]))
-        elif check in MODEL_CHECKS and trained_at is not None and path.stat().st_mtime < trained_at:
-            stale = f"{check} is stale: {path} predates the trained model; run `conveyor {check}` again"
-            results.append(CheckResult.from_failures(check, [stale]))
-        else:
-            results.append(CheckResult.read(path))
-    return results
+    return [_result(reports, check, trained_at) for check in CHECKS]
+
+
+def _result(reports: Path, check: str, trained_at: float | None) -> CheckResult:
+    path = reports / f"{check}.json"
+    if not path.exists():
+        return CheckResult.from_failures(check, [f"{check} did not run: {path} is missing"])
+    if check in MODEL_CHECKS and trained_at is not None and path.stat().st_mtime < trained_at:
+        stale = f"{check} is stale: {path} predates the trained model; run `conveyor {check}` again"
+        return CheckResult.from_failures(check, [stale])
+    return CheckResult.read(path)
 
 
 def run(settings: Settings) -> bool:
+    for previous in (GATE_SUMMARY, GATE_TABLE):  # a gate that fails half-way leaves no earlier verdict standing
+        previous.unlink(missing_ok=True)
     info = provenance.read_train_info()
     if not (TRAINED_MODEL / bundle.MODEL_FILE).exists():
         raise ConveyorError(f"{TRAINED_MODEL}: the trained model is missing; run `conveyor train` first.")
@@ -50,8 +57,65 @@ def run(settings: Settings) -> bool:
         "failures": [f"{r.check}: {f}" for r in results for f in r.failures],
         "checks": {r.check: r.passed for r in results},
     }
-    (REPORTS / "gate.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     table = markdown(results, passed, version)
-    (REPORTS / "gate.md").write_text(table)
+    GATE_TABLE.write_text(table)
+    GATE_SUMMARY.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(table)
     return passed
+
+
+def _current_verdict(reports: Path, train_info: Path) -> bool:
+    """gate.json and gate.md exist and are newer than every report and the training record they judged."""
+    summary, table = reports / GATE_SUMMARY.name, reports / GATE_TABLE.name
+    if not (summary.is_file() and table.is_file()):
+        return False
+    inputs = [reports / f"{check}.json" for check in CHECKS] + [train_info]
+    return all(summary.stat().st_mtime >= p.stat().st_mtime for p in inputs if p.exists())
+
+
+def stopped(reports: Path = REPORTS, train_info: Path = TRAIN_INFO) -> tuple[str, str, list[CheckResult]]:
+    """(stage, why, results) for a run the gate did not judge: the first blocking check that failed, else the
+    training step when its record is missing, else the first check with no report, else the gate itself. A report
+    older than the stopping check's is from an earlier run and shows as not reached."""
+    trained = train_info.stat().st_mtime if train_info.exists() else None
+    results: list[CheckResult] = []
+    stage: tuple[str, str] | None = None
+    stop_time = 0.0
+    for check in CHECKS:
+        path = reports / f"{check}.json"
+        if stage is not None and (not path.exists() or path.stat().st_mtime < stop_time):
+            results.append(CheckResult.from_failures(check, [f"{check} did not run: the run stopped at {stage[0]}"]))
+            continue
+        if check in MODEL_CHECKS and trained is None:
+            stage = stage or ("train", f"{train_info} is missing: training did not finish")
+            results.append(CheckResult.from_failures(check, [f"{check} did not run: there is no trained model"]))
+            continue
+        result = _result(reports, check, trained)
+        results.append(result)
+        if stage is None and check in BLOCKING and not result.passed:
+            stage, stop_time = (check, result.failures[0] if result.failures else "failed"), path.stat().st_mtime
+    if stage is None:
+        missing = next((r for r in results if not (reports / f"{r.check}.json").exists()), None)
+        if missing is not None:
+            stage = (missing.check, missing.failures[0])
+        else:
+            why = f"{reports / GATE_SUMMARY.name} is missing or older than the reports: the gate did not finish"
+            stage = ("gate", why)
+    return stage[0], stage[1], results
+
+
+def explain(reports: Path = REPORTS, train_info: Path = TRAIN_INFO) -> tuple[dict[str, Any], str]:
+    """(gate.json, gate.md) when the gate judged this run; otherwise a failed verdict naming the stage that
+    stopped the run and why, with a table of every check."""
+    if _current_verdict(reports, train_info):
+        return json.loads((reports / GATE_SUMMARY.name).read_text()), (reports / GATE_TABLE.name).read_text()
+    stage, why, results = stopped(reports, train_info)
+    summary = {
+        "passed": False,
+        "model_version": None,
+        "run_id": None,
+        "stopped_at": stage,
+        "failures": [f"{r.check}: {f}" for r in results for f in r.failures],
+        "checks": {r.check: r.passed for r in results},
+    }
+    return summary, markdown(results, False, None, stopped=(stage, why))

@@ -32,10 +32,19 @@ def configure() -> str:
     return uri
 
 
-def register(settings: Settings, run_id: str, alias: str = CANDIDATE) -> ModelVersion:
-    """Register the run's model and point `alias` at the new version."""
+def of_run(settings: Settings, run_id: str) -> ModelVersion | None:
+    """The oldest version of the model registered from `run_id`, or None."""
     configure()
-    version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", settings.model.name)
+    found = MlflowClient().search_model_versions(f"name = '{settings.model.name}' and run_id = '{run_id}'")
+    return min(found, key=lambda v: int(v.version), default=None)
+
+
+def register(settings: Settings, run_id: str, alias: str = CANDIDATE) -> ModelVersion:
+    """Register the run's model, once: a run already registered keeps its version (re-running the gate on an
+    unchanged run adds no duplicate). Point `alias` at the version."""
+    version = of_run(settings, run_id)
+    if version is None:
+        version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", settings.model.name)
     MlflowClient().set_registered_model_alias(settings.model.name, alias, version.version)
     return version
 

@@ -19,7 +19,7 @@ from conveyor.config import Settings
 from conveyor.data import frames
 from conveyor.decision import Decision
 from conveyor.errors import ConveyorError
-from conveyor.paths import TRAIN_INFO, TRAINED_MODEL
+from conveyor.paths import GATE_SUMMARY, GATE_TABLE, TRAIN_INFO, TRAINED_MODEL
 from conveyor.registry import tracking
 from conveyor.training import mitigation, model
 
@@ -61,8 +61,10 @@ def _save(settings: Settings, pipeline: Any, decision: Decision, example: pd.Dat
 def run(settings: Settings) -> dict[str, Any]:
     """Fit, save to artifacts/model, log the run; write artifacts/train.json for the later steps.
 
-    The previous record goes first, so a failed run can never leave a gate looking at an older model."""
-    TRAIN_INFO.unlink(missing_ok=True)
+    The previous record goes first, and the gate's verdict on it, so a failed run can never leave a gate looking at
+    an older model, nor an earlier verdict standing for this run."""
+    for previous in (TRAIN_INFO, GATE_SUMMARY, GATE_TABLE):
+        previous.unlink(missing_ok=True)
     model.check_trusted_types(settings)
     frame = frames.load_training(settings)
     problem = frames.not_numbers(frame, settings)

@@ -5,6 +5,7 @@ tests/integration/test_workflows_helpers.py."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -175,3 +176,64 @@ def test_argocd_server_needs_both_variables(monkeypatch) -> None:
         argocd.Server.from_env()
     monkeypatch.setenv(argocd.TOKEN_ENV, "t")
     assert argocd.Server.from_env().url == "https://argocd.example.com"
+
+
+def test_a_verdict_from_an_earlier_run_never_stands_for_a_run_stopped_at_quality(tmp_path: Path, monkeypatch) -> None:
+    """The earlier run passed; this one stopped at quality. Running the quality check removes the old verdict,
+    and gate-outputs name the stage that stopped the run and why."""
+    from conveyor.checks import cli as checks_cli
+
+    monkeypatch.chdir(tmp_path)
+    Path("artifacts").mkdir()
+    Path("artifacts/train.json").write_text("{}")
+    os.utime("artifacts/train.json", (1, 1))
+    reports = Path("reports")
+    for check in ("quality", "drift", "evaluate", "fairness", "latency"):
+        CheckResult.from_failures(check, []).write(reports)
+    (reports / "quality").mkdir()
+    (reports / "quality" / "page.html").write_text("old")
+    CheckResult.from_failures("quality", [], artifacts=["reports/quality/page.html"]).write(reports)
+    write_gate(reports, True, "1")
+    assert github.gate_outputs(reports, tmp_path / "none.json", None, None, None)["passed"] == "true"
+
+    checks_cli.clear_previous("quality")
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "drift.json",
+        "evaluate.json",
+        "fairness.json",
+        "latency.json",
+        "quality",
+    ]
+    assert not (reports / "quality" / "page.html").exists()
+    os.utime(reports / "drift.json", (0, 0))  # drift ran in the earlier run, not this one
+    CheckResult.from_failures("quality", ["row count = 10 < 1000"]).write(reports)
+
+    outputs = github.gate_outputs(reports, tmp_path / "none.json", None, "ghcr.io", "org")
+    assert outputs == {"passed": "false", "model-version": "", "run-id": "", "stopped-at": "quality"}
+    verdict, table = github.gate_report(reports)
+    assert table.startswith("### Conveyor run stopped at quality: the gate did not judge it, nothing registered")
+    assert "**quality**: row count = 10 < 1000" in table and "passed" not in table.splitlines()[0]
+    assert verdict["checks"] == dict.fromkeys(("quality", "drift", "evaluate", "fairness", "latency"), False)
+    assert "drift: drift did not run: the run stopped at quality" in verdict["failures"]
+
+
+def test_a_gate_verdict_older_than_a_report_is_not_this_runs(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    write_gate(reports, True, "1")
+    for check in ("quality", "drift", "evaluate", "fairness", "latency"):
+        CheckResult.from_failures(check, []).write(reports)
+    for name in ("gate.json", "gate.md"):
+        os.utime(reports / name, (0, 0))  # a check ran by hand after the gate
+    verdict, table = github.gate_report(reports)
+    assert verdict["passed"] is False and verdict["stopped_at"] == "train"  # no artifacts/train.json here
+    assert "stopped at train" in table
+
+
+def test_conveyor_gate_explain_prints_the_stop_and_exits_1(tmp_path: Path, monkeypatch, capsys) -> None:
+    from conveyor.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    CheckResult.from_failures("quality", ["row count = 10 < 1000"]).write(Path("reports"))
+    assert main(["gate", "--explain"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("### Conveyor run stopped at quality") and "row count = 10 < 1000" in out

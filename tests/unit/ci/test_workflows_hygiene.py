@@ -22,12 +22,13 @@ WRITERS = {
         ("deploy.yml", "promote"),
         ("rollback.yml", "rollback"),
         ("train.yml", "deploy"),
+        ("train.yml", "pipeline"),  # pushes the data commit (`conveyor ci data commit`) before training on it
     },
     "packages": {("train.yml", "image"), ("train.yml", "pipeline-image")},
     "pull-requests": {("ci.yml", "comment")},
     "id-token": set(),
 }
-PUSHERS = {("train.yml", "bump"), ("deploy.yml", "promote"), ("rollback.yml", "rollback")}
+PUSHERS = {("train.yml", "bump"), ("deploy.yml", "promote"), ("rollback.yml", "rollback"), ("train.yml", "pipeline")}
 
 
 def load(path: Path) -> dict[str, Any]:

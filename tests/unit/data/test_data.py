@@ -48,8 +48,18 @@ def test_ingest_moves_next_slices_then_refuses(project: Settings) -> None:
     assert [p.name for p in (first, second, third)] == ["batch-0001.csv", "batch-0002.csv", "batch-0003.csv"]
     pd.testing.assert_frame_equal(pd.read_csv(second), incoming.iloc[100:200].reset_index(drop=True))
     assert len(pd.read_csv(third)) == 50
-    with pytest.raises(ConveyorError, match="already ingested"):
+    with pytest.raises(ingest.NoNewData, match=r"no new data: all 250 rows .* in 3 batches; nothing to train"):
         ingest.run(project)
+    assert len(frames.batches(project)) == 3
+
+
+def test_ingest_of_an_exhausted_pool_is_a_clean_success(project: Settings, capsys) -> None:
+    from conveyor.cli import main
+
+    for _ in range(3):
+        ingest.run(project)
+    assert main(["data", "ingest", "--params", str(ROOT / "params.yaml")]) == 0
+    assert "no new data" in capsys.readouterr().out
 
 
 def test_windows_compare_newest_batch_with_what_came_before(project: Settings) -> None:
