@@ -45,7 +45,7 @@ data: install
 	conveyor data prepare
 
 run: data
-	dvc repro; status=$$?; [ -f reports/gate.md ] && cat reports/gate.md; exit $$status
+	dvc repro; status=$$?; conveyor gate --explain; exit $$status
 
 lint: install
 	ruff check src tests scripts bench

@@ -70,7 +70,10 @@ def test_bad_config_is_one_sentence(tmp_path: Path, edit, expected: str) -> None
     assert "\n" not in message
 
 
-def test_bad_config_exits_non_zero_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_exits_non_zero_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     path = _write(tmp_path, lambda p: p["model"].update(decision_threshold=1.5))
     assert main(["--params", str(path), "quality"]) == 2
     err = capsys.readouterr().err.strip()

@@ -43,8 +43,9 @@ def _runner(check: str) -> Run:
     def run(args: argparse.Namespace) -> int:
         from conveyor.config import load_settings
 
+        settings = load_settings(args.params)
         clear_previous(check)
-        result = importlib.import_module(f"conveyor.checks.{check}").run(load_settings(args.params))
+        result = importlib.import_module(f"conveyor.checks.{check}").run(settings)
         print(f"{result.check}: {'passed' if result.passed else 'FAILED'}")
         for failure in result.failures:
             print(f"  - {failure}", file=sys.stderr)

@@ -93,7 +93,9 @@ def stopped(reports: Path = REPORTS, train_info: Path = TRAIN_INFO) -> tuple[str
         result = _result(reports, check, trained)
         results.append(result)
         if stage is None and check in BLOCKING and not result.passed:
-            stage, stop_time = (check, result.failures[0] if result.failures else "failed"), path.stat().st_mtime
+            # A blocking check with no report at all never finished: nothing after it is from this run.
+            when = path.stat().st_mtime if path.exists() else float("inf")
+            stage, stop_time = (check, result.failures[0] if result.failures else "failed"), when
     if stage is None:
         missing = next((r for r in results if not (reports / f"{r.check}.json").exists()), None)
         if missing is not None:

@@ -237,3 +237,16 @@ def test_conveyor_gate_explain_prints_the_stop_and_exits_1(tmp_path: Path, monke
     assert main(["gate", "--explain"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("### Conveyor run stopped at quality") and "row count = 10 < 1000" in out
+
+
+def test_a_missing_quality_report_stops_the_run_there_and_older_reports_do_not_count(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from conveyor.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    CheckResult("drift", True).write(Path("reports"))  # left by an earlier run
+    assert main(["gate", "--explain"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("### Conveyor run stopped at quality")
+    assert "drift did not run: the run stopped at quality" in out
