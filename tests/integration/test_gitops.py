@@ -317,6 +317,44 @@ def test_a_concurrent_bump_of_the_same_environment_is_built_upon_not_overwritten
     assert rendered_image(origin, "staging") == V2, "the history is linear: one rollback returns to b's bump"
 
 
+V4, V5 = image(4, "d"), image(5, "e")
+
+
+def test_a_bump_that_would_lower_the_model_version_is_refused(origin: Origin) -> None:
+    ci = origin.clone("ci")
+    ci.ok("bump", "--env", "staging", "--image", V5)
+    before = origin.log()
+    done = ci.deploy("bump", "--env", "staging", "--image", V4)
+    assert done.returncode == 2
+    assert "staging runs model v5, newer than v4" in done.stderr and "conveyor deploy rollback" in done.stderr
+    assert origin.log() == before and rendered_image(origin, "staging") == V5
+    assert git(ci.root, "status", "--porcelain") == "" and git(ci.root, "rev-parse", "HEAD") == git(
+        origin.bare, "rev-parse", "main"
+    )
+
+
+def test_a_promotion_that_would_lower_production_is_refused(origin: Origin) -> None:
+    ci = origin.clone("ci")
+    ci.ok("bump", "--env", "staging", "--image", V4)
+    ci.ok("bump", "--env", "production", "--image", V5)
+    before = origin.log()
+    done = ci.deploy("promote", "--from", "staging", "--to", "production")
+    assert done.returncode == 2 and "production runs model v5, newer than v4" in done.stderr
+    assert origin.log() == before and rendered_image(origin, "production") == V5
+
+
+def test_a_racing_bump_replayed_on_a_newer_remote_is_refused_not_pushed(origin: Origin) -> None:
+    """Two retrains: v5 lands while v4's push is under way; the retry re-reads the tip and refuses v4."""
+    a, b = origin.clone("a"), origin.clone("b")
+    _race(a, _bump_from(b, "staging", V5, once=origin.tmp / "once"))
+    with pytest.raises(ConveyorError, match=r"staging runs model v5, newer than v4"):
+        commands.bump(a.repo(), "staging", parse_image(V4), "g")
+    assert origin.log()[0] == "deploy(staging): model v5 ghcr.io/conveyor-org/conveyor:5-eeeeeee"
+    assert not any("model v4" in subject for subject in origin.log())
+    assert rendered_image(origin, "staging") == V5
+    assert git(a.root, "status", "--porcelain") == ""
+
+
 def test_a_remote_that_keeps_moving_is_given_up_on_after_the_configured_attempts(origin: Origin) -> None:
     a, b = origin.clone("a"), origin.clone("b")
     counter = origin.tmp / "pushes"
@@ -337,9 +375,8 @@ def test_a_remote_that_keeps_moving_is_given_up_on_after_the_configured_attempts
     )
 
 
-def test_two_bumps_started_together_both_land_in_order(origin: Origin) -> None:
-    """Two CI runners bump at the same moment: both commits reach the origin, one after the other."""
-    runners = [(origin.clone("one"), "staging", V1), (origin.clone("two"), "staging", V2)]
+def _together(*runners: tuple[Clone, str, str]) -> list[tuple[str, str, int]]:
+    """`conveyor deploy bump` started in each clone at the same moment: (stdout, stderr, exit code) each."""
     started = [
         subprocess.Popen(
             [CONVEYOR, "deploy", "bump", "--env", env, "--image", ref],
@@ -347,13 +384,28 @@ def test_two_bumps_started_together_both_land_in_order(origin: Origin) -> None:
         )
         for clone, env, ref in runners
     ]  # fmt: skip
-    results = [(*p.communicate(timeout=120), p.returncode) for p in started]
+    return [(*p.communicate(timeout=120), p.returncode) for p in started]
+
+
+def test_two_bumps_started_together_both_land_in_order(origin: Origin) -> None:
+    """Two CI runners bump at the same moment: both commits reach the origin, one after the other."""
+    results = _together((origin.clone("one"), "staging", V1), (origin.clone("two"), "production", V2))
     assert [code for _, _, code in results] == [0, 0], results
-    subjects = origin.log()[:2]
-    assert sorted(subjects) == [
+    assert sorted(origin.log()[:2]) == [
+        "deploy(production): model v2 ghcr.io/conveyor-org/conveyor:2-bbbbbbb",
         "deploy(staging): model v1 ghcr.io/conveyor-org/conveyor:1-aaaaaaa",
-        "deploy(staging): model v2 ghcr.io/conveyor-org/conveyor:2-bbbbbbb",
     ]
     assert git(origin.bare, "rev-list", "--merges", "--count", "main") == "0"
-    last = V1 if "v1" in subjects[0] else V2
-    assert rendered_image(origin, "staging") == last
+    assert rendered_image(origin, "staging") == V1 and rendered_image(origin, "production") == V2
+
+
+def test_two_bumps_of_one_environment_started_together_leave_the_newer_model(origin: Origin) -> None:
+    """Whichever lands first, staging ends on v2: v1 after v2 is refused, v2 after v1 is built upon."""
+    (_, older_err, older), (_, _, newer) = _together(
+        (origin.clone("one"), "staging", V1), (origin.clone("two"), "staging", V2)
+    )
+    assert newer == 0
+    assert older == 0 or "staging runs model v2, newer than v1" in older_err
+    assert origin.log()[0] == "deploy(staging): model v2 ghcr.io/conveyor-org/conveyor:2-bbbbbbb"
+    assert git(origin.bare, "rev-list", "--merges", "--count", "main") == "0"
+    assert rendered_image(origin, "staging") == V2

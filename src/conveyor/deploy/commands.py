@@ -3,7 +3,9 @@
 Each change runs as a transaction against the remote: fetch, fast-forward, derive the change from the tip,
 commit, push. When the push is refused because the remote moved, the commit is dropped and the change is
 derived again from the new tip (a rebase that re-reads the state, so a concurrent deploy to the same
-environment is built upon, never overwritten), at most `deploy.push_attempts` times.
+environment is built upon, never overwritten), at most `deploy.push_attempts` times. A bump or promotion that
+would lower the environment's model version (two retrains racing, v4 landing after v5) is refused: only
+`rollback` moves an environment back.
 """
 
 from __future__ import annotations
@@ -114,6 +116,11 @@ def _set(environment: str, new: Release) -> Change:
         now = repo.current(environment)
         if now.image == new.image:
             return None, f"{environment} already runs model v{now.model_version} {now.image}; nothing to commit."
+        if new.model_version < now.model_version:  # a bump that lost a race, replayed on the newer tip
+            raise ConveyorError(
+                f"{environment} runs model v{now.model_version}, newer than v{new.model_version}; a deploy never "
+                f"moves an environment back: run `conveyor deploy rollback --env {environment}` for that."
+            )
         repo.write(environment, Release(image=new.image, gate_report=new.gate_report))
         commit = repo.git.commit(history.message(environment, new), str(repo.path(environment)))
         return commit, f"{environment}: model v{new.model_version} {new.image}"
