@@ -386,6 +386,7 @@ class ArgoSettings(_Strict):
     deadline_seconds: int = Field(gt=0)
     keep_finished_seconds: int = Field(ge=0)
     poll_seconds: float = Field(gt=0)
+    cron_workflow: Literal["suspended", "active"] = "suspended"
     defaults: TaskResources
     tasks: dict[str, TaskOverride] = {}
 

@@ -206,7 +206,11 @@ def workflow_template(settings: Settings, stages: list[Stage]) -> dict[str, Any]
 
 
 def cron_workflow(settings: Settings, crons: list[str]) -> dict[str, Any]:
-    """Runs the WorkflowTemplate on the train workflow's schedule; GitHub's cron is in UTC."""
+    """Runs the WorkflowTemplate on the train workflow's schedule; GitHub's cron is in UTC.
+
+    Suspended unless params.yaml argo.cron_workflow is `active`: train.yml's schedule already starts a run on Argo
+    when ARGO_SERVER is set (and its `concurrencyPolicy: Forbid` covers only the CronWorkflow's own runs), so an
+    active CronWorkflow beside it would train twice every week, and without ARGO_SERVER for nothing."""
     from hera.workflows import CronWorkflow
     from hera.workflows import models as m
 
@@ -217,6 +221,7 @@ def cron_workflow(settings: Settings, crons: list[str]) -> dict[str, Any]:
         schedules=crons,
         timezone="UTC",
         concurrency_policy="Forbid",
+        cron_suspend=settings.argo.cron_workflow == "suspended",
         workflow_template_ref=m.WorkflowTemplateRef(name=NAME),
     )
     return cron.to_dict()

@@ -169,6 +169,22 @@ def test_the_cron_workflow_runs_the_template_on_the_train_workflows_schedule(pro
     assert f"WorkflowTemplate/{render.NAME}" in objects
 
 
+def test_one_scheduler_the_cron_workflow_is_suspended_unless_switched_on(project: Path) -> None:
+    """train.yml's schedule submits to Argo itself when ARGO_SERVER is set; an active CronWorkflow beside it would
+    train twice every week (its concurrencyPolicy covers only its own runs), and without ARGO_SERVER for nothing."""
+    cron = rendered(project)[f"CronWorkflow/{render.NAME}"]
+    assert cron["spec"]["suspend"] is True
+    assert "suspend" not in cron["spec"]["workflowSpec"], "spec.suspend stops the schedule; the workflow's would hang"
+    committed = yaml.safe_load((ROOT / render.OUTPUT_DIR / "cronworkflow.yaml").read_text())
+    assert committed["spec"]["suspend"] is True, "the CronWorkflow applied from this repository schedules nothing"
+    assert load_settings(ROOT / "params.yaml").argo.cron_workflow == "suspended"
+
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("cron_workflow: suspended", "cron_workflow: active"))
+    active = rendered(project)[f"CronWorkflow/{render.NAME}"]
+    assert active["spec"].get("suspend") is False and active["spec"]["schedules"] == [CRON]
+
+
 def test_render_check_fails_when_any_source_changes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["argo", "render", "--check"]) == 1  # nothing written yet
     assert cli.main(["argo", "render"]) == 0
