@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Make this machine able to build and run images with no Docker engine (DESIGN.md, "Image builds"):
-# podman, buildah, runc and debootstrap from Debian; a containers.conf selecting runc with ulimits it can set;
-# and localhost/debian-bookworm:base, a minimal Debian with Python 3.11 made by debootstrap, to build FROM
-# where no registry is reachable. Idempotent: when everything is in place it returns in about a second.
+# podman, buildah, runc and debootstrap from the machine's own distribution; a containers.conf selecting runc with
+# ulimits it can set; and the local base image the image tests build FROM where no registry is reachable, made by
+# debootstrap from the archive this host's apt already uses:
+#   Debian:  bookworm (Python 3.11), as the serving image's base.
+#   Ubuntu (GitHub's ubuntu-latest runners, which carry no Debian archive): the runner's own release (its
+#            VERSION_CODENAME), from its Ubuntu archive, main and universe.
+# The image keeps the name the tests look for (CONVEYOR_BASE_IMAGE). Idempotent: when everything is in place it
+# returns in about a second. --dry-run prints what it would do and changes nothing.
+# CONVEYOR_OS_RELEASE names another os-release file (the tests use a fake one).
 set -euo pipefail
 
 BASE_IMAGE="${CONVEYOR_BASE_IMAGE:-localhost/debian-bookworm:base}"
+OS_RELEASE="${CONVEYOR_OS_RELEASE:-/etc/os-release}"
+DRY_RUN=false
+case "${1:-}" in
+  --dry-run) DRY_RUN=true ;;
+  "") ;;
+  *) echo "usage: $0 [--dry-run]" >&2; exit 2 ;;
+esac
 PACKAGES=(podman buildah runc debootstrap)
 CONF=/etc/containers/containers.conf
 MARKER="# written by conveyor scripts/ci/setup-podman.sh"
@@ -49,21 +62,46 @@ write_containers_conf() {
   printf '%s\n' "$wanted" | as_root tee "$CONF" >/dev/null
 }
 
+# DISTRIBUTION (debian, ubuntu), SUITE (the release debootstrap makes) and COMPONENTS, from os-release.
+detect_distribution() {
+  if [ ! -r "$OS_RELEASE" ]; then
+    echo "error: $OS_RELEASE is missing; cannot tell which distribution this is" >&2
+    exit 1
+  fi
+  local id="" codename=""
+  # shellcheck source=/dev/null # os-release is shell assignments, read in a subshell
+  read -r id codename <<<"$(. "$OS_RELEASE" && echo "${ID:-unknown} ${VERSION_CODENAME:-${UBUNTU_CODENAME:-}}")"
+  case "$id" in
+    debian) DISTRIBUTION=debian SUITE=bookworm COMPONENTS=main ;;
+    ubuntu) DISTRIBUTION=ubuntu SUITE="$codename" COMPONENTS=main,universe ;;
+    *)
+      echo "error: $OS_RELEASE says $id, neither Debian nor Ubuntu; install podman, buildah, runc and" \
+        "debootstrap by hand and import a base image as $BASE_IMAGE" >&2
+      exit 1
+      ;;
+  esac
+  if [ -z "$SUITE" ]; then
+    echo "error: $OS_RELEASE names no VERSION_CODENAME; cannot tell which $id release to debootstrap" >&2
+    exit 1
+  fi
+}
+
 make_base_image() {
   as_root podman image exists "$BASE_IMAGE" && return
-  echo "building $BASE_IMAGE with debootstrap"
-  [ -n "$(apt_site bookworm)" ] || as_root apt-get update -qq
-  local mirror="${DEBIAN_MIRROR:-$(apt_site bookworm)}" security="${DEBIAN_SECURITY_MIRROR:-$(apt_site bookworm-security)}"
+  echo "building $BASE_IMAGE with debootstrap ($DISTRIBUTION $SUITE)"
+  [ -n "$(apt_site "$SUITE")" ] || as_root apt-get update -qq
+  local mirror="${BASE_MIRROR:-${DEBIAN_MIRROR:-$(apt_site "$SUITE")}}"
+  local security="${DEBIAN_SECURITY_MIRROR:-$(apt_site "$SUITE-security")}"
   if [ -z "$mirror" ]; then
-    echo "no Debian bookworm archive in this host's apt sources; set DEBIAN_MIRROR to one" >&2
+    echo "no $DISTRIBUTION $SUITE archive in this host's apt sources; set BASE_MIRROR to one" >&2
     exit 1
   fi
   ROOTFS="$(mktemp -d)"
-  as_root debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
-    bookworm "$ROOTFS" "$mirror" >/dev/null
+  as_root debootstrap --variant=minbase --components="$COMPONENTS" \
+    --include=python3,python3-venv,python3-pip,ca-certificates "$SUITE" "$ROOTFS" "$mirror" >/dev/null
   {
-    printf '%s\n' "deb $mirror bookworm main" "deb $mirror bookworm-updates main"
-    if [ -n "$security" ]; then printf '%s\n' "deb $security bookworm-security main"; fi
+    printf '%s\n' "deb $mirror $SUITE ${COMPONENTS//,/ }" "deb $mirror $SUITE-updates ${COMPONENTS//,/ }"
+    if [ -n "$security" ]; then printf '%s\n' "deb $security $SUITE-security ${COMPONENTS//,/ }"; fi
   } | as_root tee "$ROOTFS/etc/apt/sources.list" >/dev/null
   as_root rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/*.log
   as_root tar -C "$ROOTFS" -c . | as_root podman import --quiet --change 'ENV LANG=C.UTF-8' \
@@ -73,6 +111,14 @@ make_base_image() {
 ROOTFS=""
 trap '[ -z "$ROOTFS" ] || as_root rm -rf "$ROOTFS"' EXIT
 
+detect_distribution
+if [ "$DRY_RUN" = true ]; then
+  mirror="${BASE_MIRROR:-$(apt_site "$SUITE")}"
+  [ -n "$mirror" ] || mirror="none: no $DISTRIBUTION $SUITE archive in apt sources, set BASE_MIRROR"
+  printf '%s\n' "distribution: $DISTRIBUTION $SUITE" "packages: ${PACKAGES[*]}" "config: $CONF" \
+    "base image: $BASE_IMAGE from $DISTRIBUTION $SUITE ($COMPONENTS) at $mirror"
+  exit 0
+fi
 install_packages
 write_containers_conf
 make_base_image
