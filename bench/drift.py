@@ -23,8 +23,7 @@ from timing import median_seconds  # bench/ is the script's folder, so on sys.pa
 
 from conveyor.checks import drift
 from conveyor.config import load_settings
-from conveyor.data import ingest
-from conveyor.data import frames
+from conveyor.data import frames, ingest
 
 COMMAND = [sys.executable, "-m", "conveyor.cli", "drift"]
 
