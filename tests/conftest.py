@@ -225,6 +225,30 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         _stop_server(Path(base) / MLFLOW_SERVER)
 
 
+# Modules whose tests must run on one xdist worker, and why. Each also carries an `xdist_group` mark, but under
+# pytest 9 pytest-xdist 3.8 can no longer tag a test's id with its group, so `--dist loadgroup` would split them:
+# the scheduler below reads this list instead.
+ONE_WORKER = {
+    "tests/integration/test_image.py": "its module fixtures build the image and run the container once for all",
+    "tests/integration/test_workflows_act.py": "the pull-request run diffs against the train run's reports",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup`, with every module in ONE_WORKER sent whole to one worker."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER else super()._split_scope(nodeid)
+
+    return ModuleGroups(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest first, so that both xdist workers stay busy to the end: the act runs, the image build, then the
     tests that start from the pipeline run; the rest keep their order."""
