@@ -9,8 +9,15 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 UV_PIN = $(shell grep -m1 '^uv==' requirements.txt)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Times a phase: `$(PHASE) NAME COMMAND...`; `make test` and `make check` print every phase's time at the end.
+PHASE := scripts/ci/phase.sh
+# pytest on every core, at most 4 (pytest-xdist). loadgroup keeps the tests that share a module-scoped build or
+# run (the image, the act runs) on one worker; the session's expensive fixtures are built once across workers
+# (tests/conftest.py).
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: install run data test lint unit integration serve bench bench-serve soak clean manifests-check workflows-check
+.PHONY: install run data test check lint unit integration serve bench bench-serve soak clean manifests-check workflows-check
 
 install: $(STAMP)
 
@@ -53,16 +60,47 @@ lint: install
 	hadolint Dockerfile
 	shellcheck scripts/ci/*.sh
 
+unit: export OMP_NUM_THREADS := 1
 unit: install
-	pytest tests/unit
+	pytest $(PYTEST_PARALLEL) tests/unit
 
+integration: export OMP_NUM_THREADS := 1
 integration: install $(CHECKOV_STAMP)
-	pytest tests/integration
+	pytest $(PYTEST_PARALLEL) --durations=25 tests/integration
 
-# One OpenMP thread per process: on a shared 2-core runner, spinning OpenMP workers stall model fits for seconds.
+# The whole suite, as CI runs it (.ci/run). One OpenMP thread per process: on a shared 2-core runner, spinning
+# OpenMP workers stall model fits for seconds. The set-up steps run side by side (the podman set-up beside the
+# Python installs; --output-sync keeps each step's output whole), then the static checks, then pytest on every
+# core with the 25 slowest tests listed; each phase's time is printed as it ends and again at the end.
 test: export OMP_NUM_THREADS := 1
-test: lint data podman manifests-check workflows-check
-	pytest
+test:
+	@$(PHASE) reset
+	@$(PHASE) "set-up (side by side)" $(MAKE) --no-print-directory -j4 --output-sync=target \
+		setup-install setup-podman setup-data setup-checkov
+	@$(PHASE) "static checks" $(MAKE) --no-print-directory -j2 --output-sync=target \
+		lint manifests-check workflows-check
+	@$(PHASE) pytest pytest $(PYTEST_PARALLEL) --durations=25
+	@$(PHASE) summary
+
+# The quick inner loop (no data fetch, podman or integration tests): the static checks and the unit tests.
+check: export OMP_NUM_THREADS := 1
+check: install $(CHECKOV_STAMP)
+	@$(PHASE) reset
+	@$(PHASE) "static checks" $(MAKE) --no-print-directory -j2 --output-sync=target \
+		lint manifests-check workflows-check
+	@$(PHASE) "unit tests" pytest $(PYTEST_PARALLEL) -q tests/unit
+	@$(PHASE) summary
+
+# `make test`'s set-up steps, each timed: install beside the podman set-up, then the data beside the checkov venv.
+.PHONY: setup-install setup-podman setup-data setup-checkov
+setup-install:
+	@$(PHASE) "  install" $(MAKE) --no-print-directory install
+setup-podman:
+	@$(PHASE) "  podman" $(MAKE) --no-print-directory podman
+setup-data: setup-install
+	@$(PHASE) "  data" $(MAKE) --no-print-directory data
+setup-checkov: setup-install
+	@$(PHASE) "  checkov venv" $(MAKE) --no-print-directory $(CHECKOV_STAMP)
 
 serve: install
 	conveyor serve
@@ -85,4 +123,4 @@ image-test: install podman
 	pytest tests/integration/test_image.py
 
 clean:
-	rm -rf reports artifacts models mlruns.db mlartifacts .dvc/tmp
+	rm -rf reports artifacts models mlruns.db mlartifacts .dvc/tmp build/phases.txt

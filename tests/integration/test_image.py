@@ -34,6 +34,9 @@ from tests.conftest import ROOT, free_port, wait_for
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
+    # One worker builds the image and runs the container (module fixtures) for all of them; split over xdist
+    # workers, each would build it again.
+    pytest.mark.xdist_group("image"),
     pytest.mark.skipif(
         shutil.which("podman") is None,
         reason="podman is not installed; `make image-test` installs it with scripts/ci/setup-podman.sh",
@@ -87,8 +90,9 @@ def _post(url: str, body: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory, fetched_data: Path) -> Bundle:
-    """The build context with models/ exported from a model fitted on the real training split."""
+def bundle(tmp_path_factory: pytest.TempPathFactory, serve_split: tuple[Any, Any], serve_bundle: Path) -> Bundle:
+    """The build context with models/ exported from a model fitted on the real training split (the session's
+    serving bundle, tests/serving.py, which the other serving tests use too)."""
     context = tmp_path_factory.mktemp("image-context")
     for name in ("Dockerfile", ".dockerignore", *_build_inputs()):
         source = ROOT / name
@@ -99,9 +103,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, fetched_data: Path) -> Bund
         else:
             shutil.copy(source, context / name)
     settings = load_settings(context / "params.yaml")
-    train, holdout = serving.split(settings, fetched_data)
-    models = serving.build(settings, train, tmp_path_factory.mktemp("image-model"))
-    shutil.copytree(models, context / "models")
+    holdout = serve_split[1]
+    shutil.copytree(serve_bundle, context / "models")
     features = holdout[list(settings.data.features)]
     expected = load_bundle(context / "models", settings).predict_proba(features)[:, 1]
     return Bundle(context, settings, serving.records(holdout, settings), expected)

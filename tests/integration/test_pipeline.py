@@ -1,12 +1,13 @@
 """The whole pipeline on the real data, and one failing case per gate.
 
-Every failing case runs the real steps and then asserts that nothing was registered in MLflow and nothing
-was exported to models/ (the image build's input)."""
+The whole pipeline runs once per session (`pipeline_run` in tests/conftest.py: `dvc repro` against a real MLflow
+server). Every other case starts from a copy of it and re-runs only the stages its change reaches, with the real
+stage commands and the real gate on real reports; every failing case then asserts that nothing was registered in
+MLflow and nothing was exported to models/ (the image build's input)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, Project, registered_versions
+from tests.conftest import ROOT, Project, copy_project, registered_versions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STEPS = [stage["cmd"].split()[1:] for stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values()]
@@ -24,30 +25,28 @@ def gate_report(project: Project) -> dict:
     return json.loads((project.root / "reports" / "gate.json").read_text())
 
 
-def test_dvc_repro_end_to_end_then_noop_metrics_and_remote(make_project) -> None:
-    project = make_project()
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "add", "-q", "data"]):
-        project.sh(*cmd)
-    repro = project.sh("dvc", "repro", check=False)
-    assert repro.returncode == 0, repro.stderr + repro.stdout
-
-    report = gate_report(project)
+def test_dvc_repro_end_to_end_then_noop_metrics_and_remote(
+    pipeline_run: Project, tmp_path: Path, own_model_name: str
+) -> None:
+    report = gate_report(pipeline_run)
     assert report["passed"] and report["model_version"] == "1"
-    metadata = json.loads((project.root / "models" / "metadata.json").read_text())
+    metadata = json.loads((pipeline_run.root / "models" / "metadata.json").read_text())
     assert metadata["version"] == "1" and metadata["data_version"].endswith(".dir")
-    client = MlflowClient(tracking_uri=project.env["MLFLOW_TRACKING_URI"])
-    assert str(client.get_model_version_by_alias(project.settings.model.name, "candidate").version) == "1"
-    table = (project.root / "reports" / "gate.md").read_text()
+    client = MlflowClient(tracking_uri=pipeline_run.env["MLFLOW_TRACKING_URI"])
+    assert str(client.get_model_version_by_alias(pipeline_run.settings.model.name, "candidate").version) == "1"
+    table = (pipeline_run.root / "reports" / "gate.md").read_text()
     assert "| evaluate | ✅ pass | ROC AUC |" in table and "❌" not in table
     assert "| latency | ✅ pass | single-record p99 |" in table and "| ms |" in table  # value, limit, margin, unit
 
+    project = copy_project(pipeline_run, tmp_path / "project")
     noop = project.sh("dvc", "repro")
     assert "Data and pipelines are up to date" in noop.stdout
     assert registered_versions(project) == ["1"]
 
     project.sh("git", "add", "-A")
     project.sh("git", "commit", "-qm", "baseline")
-    project.write_params({"model": {"params": {"max_iter": 60}}})
+    # Its own model name: the version this passing re-run registers must not show up in the other tests' registry.
+    project.write_params({"model": {"name": own_model_name, "params": {"max_iter": 60}}})
     assert project.sh("dvc", "repro", check=False).returncode == 0
     diff = project.sh("dvc", "metrics", "diff", "--json").stdout
     assert "evaluate.json" in diff and "roc_auc" in diff
@@ -69,15 +68,18 @@ def test_dvc_repro_end_to_end_then_noop_metrics_and_remote(make_project) -> None
         pytest.param(lambda f, s: f.assign(**{s.data.numeric[0]: f[s.data.numeric[0]] * 10}), id="out-of-range"),
     ],
 )
-def test_corrupted_data_stops_dvc_repro_before_training(make_project, corrupt) -> None:
-    project = make_project()
+def test_corrupted_data_stops_dvc_repro_before_training(
+    pipeline_run: Project, tmp_path: Path, own_model_name: str, corrupt
+) -> None:
+    """From the pipeline run's git repository and DVC cache, without its outputs (as a fresh clone has them)."""
+    project = copy_project(pipeline_run, tmp_path / "project", own_model_name)
+    project.sh("rm", "-rf", "reports", "artifacts", "models")
     settings = project.settings
     path = project.root / settings.data.path
     corrupt(pd.read_csv(path, dtype=str, keep_default_na=False).pipe(_numeric, settings), settings).to_csv(
         path, index=False
     )
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "add", "-q", "data"]):
-        project.sh(*cmd)
+    project.sh("dvc", "add", "-q", "data")  # the corrupted data is the new version of the dataset
     repro = project.sh("dvc", "repro", check=False)
     assert repro.returncode != 0
     quality = json.loads((project.root / "reports" / "quality.json").read_text())
@@ -91,30 +93,15 @@ def _numeric(frame: pd.DataFrame, settings) -> pd.DataFrame:
     return frame.assign(**{n: pd.to_numeric(frame[n]) for n in settings.data.numeric})
 
 
-@pytest.fixture(scope="module")
-def passed_project(tmp_path_factory: pytest.TempPathFactory, fetched_data: Path) -> Project:
-    """One full pipeline run that passed the gate: version 1 registered, models/ exported.
-
-    Each failing case below starts from a copy of it, changes one thing, re-runs the steps that change
-    touches (as `dvc repro` would) and the gate, and checks that no new version appears and that the
-    earlier export is removed."""
-    root = tmp_path_factory.mktemp("passed") / "project"
-    root.mkdir()
-    for item in ("params.yaml", "dvc.yaml"):
-        shutil.copy(ROOT / item, root / item)
-    shutil.copytree(fetched_data, root / "data")
-    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
-    project = Project(root)
-    assert run_steps(project) == []
-    assert registered_versions(project) == ["1"] and (root / "models").exists()
-    return project
-
-
 @pytest.fixture
-def copy_of_passed(passed_project: Project, tmp_path: Path) -> Project:
-    root = tmp_path / "project"
-    shutil.copytree(passed_project.root, root)
-    return Project(root)
+def copy_of_passed(pipeline_run: Project, tmp_path: Path) -> Project:
+    """A copy of the session's pipeline run, which passed the gate: version 1 registered, models/ exported.
+
+    Each failing case below changes one thing in it, re-runs the steps that change touches (as `dvc repro` would)
+    and the gate, and checks that no new version appears and that the earlier export is removed. None of them
+    registers anything, so they share the run's model name (and its version 1) on the MLflow server."""
+    assert registered_versions(pipeline_run) == ["1"] and (pipeline_run.root / "models").exists()
+    return copy_project(pipeline_run, tmp_path / "project")
 
 
 def run_steps(project: Project, *names: str) -> list[str]:
@@ -193,11 +180,17 @@ def test_drifted_batch_fails_drift(copy_of_passed: Project) -> None:
     assert_blocked(project, "drift", "drifted columns share = ")
 
 
-def test_worse_challenger_fails_against_champion_on_a_real_server(make_project, mlflow_server) -> None:
-    """Registration, aliases and the champion download all go through a real `mlflow server`."""
-    project = make_project(tracking_uri=mlflow_server)
-    assert run_steps(project) == []
-    client = MlflowClient(tracking_uri=mlflow_server)
+def test_worse_challenger_fails_against_champion_on_a_real_server(
+    pipeline_run: Project, tmp_path: Path, own_model_name: str
+) -> None:
+    """Registration, aliases and the champion download all go through a real `mlflow server`.
+
+    The copy's gate registers the pipeline run's passed model under this test's own name (version 1, `candidate`);
+    that version becomes champion, and a weaker retrain must lose to it."""
+    project = copy_project(pipeline_run, tmp_path / "project", own_model_name)
+    assert project.tracking_uri == pipeline_run.tracking_uri and project.tracking_uri.startswith("http://")
+    assert run_steps(project, "gate") == []
+    client = MlflowClient(tracking_uri=project.tracking_uri)
     name = project.settings.model.name
     assert str(client.get_model_version_by_alias(name, "candidate").version) == "1"
     client.set_registered_model_alias(name, "champion", "1")

@@ -33,6 +33,8 @@ from tests.conftest import ROOT
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
+    # The pull-request run diffs against the train run's reports (module fixtures): both on one xdist worker.
+    pytest.mark.xdist_group("act"),
     pytest.mark.skipif(
         os.environ.get("ACT") == "true", reason="already inside act: the workflows would run themselves"
     ),
