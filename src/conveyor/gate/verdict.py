@@ -23,7 +23,6 @@ from conveyor.gate.report import markdown
 from conveyor.paths import GATE_SUMMARY, GATE_TABLE, REPORTS, TRAIN_INFO, TRAINED_MODEL
 
 
-
 def collect(reports: Path = REPORTS, trained_at: float | None = None) -> list[CheckResult]:
     """Every expected check's result. A missing one counts as failed, and so does a model check older than
     `trained_at` (the training record's mtime): it judged an earlier model."""
