@@ -42,7 +42,10 @@ SLO_ARGS = {
 }
 PROJECT = "conveyor"
 SUBSCRIBE = "notifications.argoproj.io/subscribe."
-TRIGGERS = ("conveyor-on-health-degraded", "conveyor-on-sync-failed", "conveyor-on-rollout-aborted")
+TRIGGERS = ("conveyor-on-sync-failed", "conveyor-on-rollout-aborted")
+# The revision a sync operation applied; status.sync.revision moves on refresh, before anything is applied.
+ONCE_PER = "app.status.operationState?.syncResult?.revision"
+SYNCED_REVISION = "{{with .app.status.operationState}}{{with .syncResult}}{{.revision}}{{end}}{{end}}"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 APPLICATIONS = Path("argocd/applications")
 MODEL_LINK = re.compile(r"/#/models/([^/\s'\"]+)")  # an MLflow UI link to a registered model
@@ -339,6 +342,9 @@ def _notifications(docs: list[Doc]) -> list[str]:
         conditions = yaml.safe_load(data.get(f"trigger.{trigger}", "null")) or []
         if not conditions:
             failures.append(f"argocd-notifications-cm has no trigger.{trigger}.")
+        for condition in conditions:
+            if condition.get("oncePer") != ONCE_PER:
+                failures.append(f"trigger.{trigger} has oncePer {condition.get('oncePer')!r}; expected {ONCE_PER}.")
         for template in (t for c in conditions for t in c.get("send") or []):
             body = yaml.safe_load(data.get(f"template.{template}", "null")) or {}
             hook = _dig(body, "webhook", service) or {}
@@ -347,6 +353,8 @@ def _notifications(docs: list[Doc]) -> list[str]:
                 f'"{key}"' in text for key in ("event_type", "environment", "revision")
             ):
                 failures.append(f"template.{template} is not a repository_dispatch carrying environment and revision.")
+            elif f'"revision": "{SYNCED_REVISION}"' not in text:
+                failures.append(f"template.{template} does not send the synced revision {SYNCED_REVISION}.")
     return failures
 
 
