@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 UV_PIN = $(shell grep -m1 '^uv==' requirements.txt)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run data test lint unit integration serve bench bench-serve soak clean manifests-check workflows-check
+.PHONY: install run data test lint unit integration serve bench bench-serve soak clean manifests-check workflows-check prometheus
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ $(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
 # Render k8s/ and argocd/, validate every object, checkov, and cross-check against the serving app.
 manifests-check: install $(CHECKOV_STAMP)
 	conveyor manifests check
+
+# Debian's prometheus, for the canary analysis test (it skips, saying so, without the binary).
+prometheus:
+	scripts/ci/setup-prometheus.sh
 
 # The workflows and the act stubs: syntax and expressions with shellcheck, security, and the schemas.
 workflows-check: install
