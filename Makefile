@@ -17,7 +17,7 @@ PHASE := scripts/ci/phase.sh
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: install run data test check lint unit integration serve bench bench-serve soak clean manifests-check workflows-check
+.PHONY: install run data test check lint unit integration serve bench bench-serve soak clean manifests-check workflows-check prometheus
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ $(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
 # Render k8s/ and argocd/, validate every object, checkov, and cross-check against the serving app.
 manifests-check: install $(CHECKOV_STAMP)
 	conveyor manifests check
+
+# Debian's prometheus, for the canary analysis test (it skips, saying so, without the binary).
+prometheus:
+	scripts/ci/setup-prometheus.sh
 
 # The workflows and the act stubs: syntax and expressions with shellcheck, security, and the schemas.
 workflows-check: install
@@ -91,12 +95,15 @@ check: install $(CHECKOV_STAMP)
 	@$(PHASE) "unit tests" pytest $(PYTEST_PARALLEL) -q tests/unit
 	@$(PHASE) summary
 
-# `make test`'s set-up steps, each timed: install beside the podman set-up, then the data beside the checkov venv.
+# `make test`'s set-up steps, each timed: install beside the apt installs (podman, prometheus), then the data beside
+# the checkov venv.
 .PHONY: setup-install setup-podman setup-data setup-checkov
 setup-install:
 	@$(PHASE) "  install" $(MAKE) --no-print-directory install
+# The apt installs run one after the other (apt holds one lock), beside the Python installs.
 setup-podman:
 	@$(PHASE) "  podman" $(MAKE) --no-print-directory podman
+	@$(PHASE) "  prometheus" $(MAKE) --no-print-directory prometheus
 setup-data: setup-install
 	@$(PHASE) "  data" $(MAKE) --no-print-directory data
 setup-checkov: setup-install

@@ -307,10 +307,30 @@ class ServeSettings(_Strict):
     unknown_category: Literal["reject", "map_to_unknown"]
 
 
+DURATION = r"^[1-9][0-9]*[smh]$"  # an Argo Rollouts / Prometheus duration: 30s, 2m, 1h
+
+
+class CanaryStep(_Strict):
+    weight: int = Field(gt=0, le=100)
+    pause: str = Field(pattern=DURATION)
+
+
+class CanaryLoad(_Strict):
+    rate: float = Field(gt=0)  # requests per second the load Job sends to all pods
+    duration_s: int = Field(gt=0)  # how long it sends them (covers the canary's analysis)
+
+
 class CanarySlo(_Strict):
     max_error_ratio: float = Field(ge=0, le=1)
     max_p95_latency_ms: float = Field(gt=0)
     max_score_shift: float = Field(ge=0, le=1)
+    min_requests: int = Field(1, gt=0)  # canary predictions per window below which nothing is judged a pass
+    window: str = Field("2m", pattern=DURATION)  # the rate window of every query
+    initial_delay: str = Field("1m", pattern=DURATION)
+    interval: str = Field("1m", pattern=DURATION)
+    failure_limit: int = Field(1, ge=0)
+    load: CanaryLoad = CanaryLoad(rate=5, duration_s=600)
+    steps: dict[str, list[CanaryStep]] = Field(default_factory=dict)  # per environment, the Rollout's canary steps
 
 
 class SmokeSettings(_Strict):

@@ -7,11 +7,13 @@ origin, so each test renders a fresh clone of the origin to see what the cluster
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,7 +23,9 @@ from conveyor.deploy import commands, history, release
 from conveyor.deploy.git import Git
 from conveyor.deploy.image import parse_image
 from conveyor.errors import ConveyorError
+from conveyor.manifests import contract
 from tests.conftest import ROOT
+from tests.support import expr
 
 pytestmark = pytest.mark.integration
 
@@ -409,3 +413,132 @@ def test_two_bumps_of_one_environment_started_together_leave_the_newer_model(ori
     assert origin.log()[0] == "deploy(staging): model v2 ghcr.io/conveyor-org/conveyor:2-bbbbbbb"
     assert git(origin.bare, "rev-list", "--merges", "--count", "main") == "0"
     assert rendered_image(origin, "staging") == V2
+
+
+# The rollback replay: Argo CD's notification controller evaluating argocd/notifications.yaml on the successive
+# states of the staging Application, answered as rollback.yml answers it, against a real git origin.
+NOTIFICATIONS = ROOT / "argocd" / "notifications.yaml"
+REVISION_FIELD = re.compile(r'"revision": "(?P<value>[^"]*)"')
+
+
+def app_state(sync_status: str, sync_revision: str, synced: str, phase: str, rollout: str) -> dict[str, Any]:
+    """The Application fields the triggers read: status.sync (moved on refresh), the last operation's syncResult
+    (moved only when a sync applies a revision) and the Rollout's own health among the resources."""
+    return {
+        "app": {
+            "metadata": {"name": "conveyor-staging", "labels": {"conveyor.dev/environment": "staging"}},
+            "status": {
+                "sync": {"status": sync_status, "revision": sync_revision},
+                "health": {"status": "Degraded"},
+                "operationState": {"phase": phase, "syncResult": {"revision": synced}},
+                "resources": [
+                    {"group": "argoproj.io", "kind": "Rollout", "name": "conveyor", "health": {"status": rollout}},
+                    {"group": "autoscaling", "kind": "HorizontalPodAutoscaler", "name": "conveyor"},
+                ],
+            },
+        }
+    }
+
+
+def revision_sent(template: str, env: dict[str, Any]) -> str:
+    """The `revision` a template's body renders to (Go templates: a missing map key prints `<no value>`; the
+    `with` form prints nothing)."""
+    value = REVISION_FIELD.search(template)["value"]
+    status = env["app"]["status"]
+    synced = (status.get("operationState") or {}).get("syncResult") or {}
+    if value == contract.SYNCED_REVISION:
+        return synced.get("revision") or ""
+    if value == "{{.app.status.sync.revision}}":
+        return status["sync"].get("revision", "<no value>")
+    if value == "{{.app.status.operationState.syncResult.revision}}":
+        return synced.get("revision", "<no value>")
+    raise AssertionError(f"unknown revision field {value!r}")
+
+
+class Notifier:
+    """notifications-engine's controller loop for one Application and destination (pkg/triggers/service.go,
+    pkg/controller/state.go): a `when` that errors does not trigger; a triggered condition is sent once per
+    oncePer value and its key is kept."""
+
+    def __init__(self, config: dict[str, str]) -> None:
+        self.data = config
+        self.sent: set[str] = set()
+
+    def events(self, env: dict[str, Any]) -> list[tuple[str, str]]:
+        out = []
+        for key in sorted(k for k in self.data if k.startswith("trigger.")):
+            for i, condition in enumerate(yaml.safe_load(self.data[key])):
+                try:
+                    triggered = expr.evaluate(condition["when"], env) is True
+                except expr.ExprError:
+                    triggered = False
+                if not triggered:
+                    continue
+                once = ""
+                if condition.get("oncePer"):
+                    try:
+                        value = expr.evaluate(condition["oncePer"], env)
+                        once = "<nil>" if value is None else str(value)
+                    except expr.ExprError:
+                        once = ""
+                state_key = f"{once}:{key}:[{i}]"
+                if state_key in self.sent:
+                    continue
+                self.sent.add(state_key)
+                for template in condition["send"]:
+                    out.append((template, revision_sent(self.data[f"template.{template}"], env)))
+        return out
+
+
+def test_the_rollback_replay_reverts_once(origin: Origin) -> None:
+    """Degraded at the deploy R, then at its revert V while that syncs, then at an unrelated commit U: one revert."""
+    ci = origin.clone("ci")
+    ci.ok("bump", "--env", "staging", "--image", V1)
+    ci.ok("bump", "--env", "staging", "--image", V2)
+    r = git(origin.bare, "rev-parse", "main")
+    config = next(d for d in yaml.safe_load_all(NOTIFICATIONS.read_text()) if d)["data"]
+    notifier = Notifier(config)
+    answers: list[tuple[str, int, str]] = []
+
+    def answer(env: dict[str, Any]) -> None:
+        for template, revision in notifier.events(env):
+            if not re.fullmatch(r"[0-9a-f]{40}", revision):  # rollback.yml refuses a dispatch without a revision
+                answers.append((template, -1, revision))
+                continue
+            runner = origin.clone(f"rollback-{len(answers)}")
+            done = runner.deploy("rollback", "--env", "staging", "--revision", revision, "--reason", template)
+            answers.append((template, done.returncode, done.stdout + done.stderr))
+
+    # 1. R synced, its canary aborted; the sync also failed (its hook waits on health): two dispatches for R.
+    answer(app_state("Synced", r, r, "Failed", "Degraded"))
+    v = git(origin.bare, "rev-parse", "main")
+    assert v != r and origin.log()[0] == f'Revert "deploy(staging): model v2 {V2.split("@")[0]}"'
+    # 2. Argo CD refreshed: status.sync names V before anything is applied; the Rollout is still aborted.
+    answer(app_state("OutOfSync", v, r, "Failed", "Degraded"))
+    # 3. Syncing V, the Rollout not yet settled.
+    answer(app_state("Synced", v, v, "Running", "Degraded"))
+    # 4. An unrelated commit lands while the Rollout still reads Degraded.
+    other = origin.clone("docs")
+    (other.root / "NOTES.md").write_text("unrelated\n")
+    git(other.root, "add", "NOTES.md")
+    git(other.root, "commit", "--quiet", "-m", "docs: an unrelated change")
+    git(other.root, "push", "--quiet", "origin", "HEAD:main")
+    u = git(origin.bare, "rev-parse", "main")
+    answer(app_state("Synced", u, u, "Succeeded", "Degraded"))
+
+    reverts = [s for s in origin.log() if s.startswith("Revert")]
+    assert len(reverts) == 1, (reverts, answers)
+    assert rendered_image(origin, "staging") == V1, "back to the release before R, not two versions back"
+    assert [a[1] for a in answers] == [0, 0, 2, 2], answers  # R reverted; R again: superseded; V and U refused
+    assert all("rolling back a rollback" in a[2] or "refusing" in a[2] for a in answers[2:]), answers
+
+
+def test_rollback_refuses_a_revision_whose_release_is_a_rollback(origin: Origin) -> None:
+    ci = origin.clone("ci")
+    ci.ok("bump", "--env", "staging", "--image", V1)
+    ci.ok("bump", "--env", "staging", "--image", V2)
+    ci.ok("rollback", "--env", "staging")
+    revert = git(origin.bare, "rev-parse", "main")
+    done = origin.clone("again").deploy("rollback", "--env", "staging", "--revision", revert)
+    assert done.returncode == 2 and "refusing to roll back a rollback" in done.stderr
+    assert rendered_image(origin, "staging") == V1

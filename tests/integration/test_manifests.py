@@ -128,9 +128,16 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
         "argocd/notifications.yaml", '"reason": "rollout aborted", ', "",
         "",  # still valid: the reason is optional
     ),
+    "oncePer the refreshed revision": (
+        "argocd/notifications.yaml",
+        "      oncePer: app.status.operationState?.syncResult?.revision\n      send: [conveyor-dispatch-sync-failed]",
+        "      oncePer: app.status.sync.revision\n      send: [conveyor-dispatch-sync-failed]",
+        "trigger.conveyor-on-sync-failed has oncePer 'app.status.sync.revision'",
+    ),
     "dispatch revision": (
         "argocd/notifications.yaml",
-        '"revision": "{{.app.status.operationState.syncResult.revision}}", ', "",
+        '"revision": "{{with .app.status.operationState}}{{with .syncResult}}{{.revision}}{{end}}{{end}}", "reason": "sync failed"',
+        '"reason": "sync failed"',
         "template.conveyor-dispatch-sync-failed is not a repository_dispatch carrying environment and revision",
     ),
     "image user": (

@@ -159,6 +159,8 @@ def rollback(repo: Repo, environment: str, to_version: int | None, revision: str
                 f"{environment} no longer runs what {revision[:12]} deployed (it runs model "
                 f"v{now.model_version} {now.image}); nothing to roll back."
             )
+        if revision is not None:
+            _refuse_a_rollback(r, path, revision)
         if to_version == now.model_version:
             return None, f"{environment} already runs model v{now.model_version} {now.image}; nothing to commit."
         undo = _to_undo(r, environment, stack, to_version)
@@ -180,6 +182,20 @@ def _superseded(repo: Repo, path: Path, stack: list[history.Commit], revision: s
         raise ConveyorError(f"--revision {revision!r} is not a commit of this repository.")
     then = history.standing(history.log(repo.git, path, done.stdout.strip()))
     return not then or not stack or then[-1].sha != stack[-1].sha
+
+
+def _refuse_a_rollback(repo: Repo, path: Path, revision: str) -> None:
+    """A failure reported at a revision whose release is a rollback is not answered with another rollback.
+
+    Argo CD may report the failure again at the revert's own commit (the Rollout still Degraded while the revert
+    syncs), or at a later unrelated commit: reverting "the last deploy" then would take the environment back a
+    second version, past the release that was healthy before the failed one."""
+    changes = history.log(repo.git, path, revision)
+    if changes and changes[-1].reverts:
+        raise ConveyorError(
+            f"--revision {revision[:12]} runs the rollback {changes[-1].sha[:12]} ({changes[-1].subject!r}); "
+            "refusing to roll back a rollback automatically: go further back by hand with --to VERSION."
+        )
 
 
 def _to_undo(repo: Repo, environment: str, stack: list[history.Commit], to_version: int | None) -> list[history.Commit]:

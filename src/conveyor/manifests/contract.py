@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,10 +40,16 @@ SLO_ARGS = {
     "max-error-ratio": "max_error_ratio",
     "max-p95-latency-ms": "max_p95_latency_ms",
     "max-score-shift": "max_score_shift",
+    "min-requests": "min_requests",
 }
+JUDGED = ("traffic", "error-ratio", "latency-p95", "model-version")  # the metrics that abort a canary
+WINDOW = re.compile(r"\[(\w+)\]")
 PROJECT = "conveyor"
 SUBSCRIBE = "notifications.argoproj.io/subscribe."
-TRIGGERS = ("conveyor-on-health-degraded", "conveyor-on-sync-failed", "conveyor-on-rollout-aborted")
+TRIGGERS = ("conveyor-on-sync-failed", "conveyor-on-rollout-aborted")
+# The revision a sync operation applied; status.sync.revision moves on refresh, before anything is applied.
+ONCE_PER = "app.status.operationState?.syncResult?.revision"
+SYNCED_REVISION = "{{with .app.status.operationState}}{{with .syncResult}}{{.revision}}{{end}}{{end}}"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 APPLICATIONS = Path("argocd/applications")
 MODEL_LINK = re.compile(r"/#/models/([^/\s'\"]+)")  # an MLflow UI link to a registered model
@@ -84,7 +91,7 @@ def _dig(doc: Any, *keys: str | int) -> Any:
     return doc
 
 
-def _containers(doc: Doc) -> list[dict[str, Any]]:
+def _containers(doc: Doc) -> list[dict[str, Any]]:  # a Deployment, Job or an AnalysisTemplate's job spec
     return list(_dig(doc, "spec", "template", "spec", "containers") or [])
 
 
@@ -100,7 +107,7 @@ def app(source: Source, settings: Settings, environment: str, root: Path) -> lis
     failures = list(_pod(where, deployment, found[0], settings))
     failures += _release(where, source, deployment, found[0], environment, root)
     failures += _services(where, source, settings)
-    failures += _analysis(where, source, settings)
+    failures += _analysis(where, source, settings, environment)
     failures += _smoke(where, source, settings)
     return failures
 
@@ -169,7 +176,7 @@ def _services(where: str, source: Source, settings: Settings) -> Iterator[str]:
                 )
 
 
-def _analysis(where: str, source: Source, settings: Settings) -> Iterator[str]:
+def _analysis(where: str, source: Source, settings: Settings, environment: str) -> Iterator[str]:
     templates = find(source.docs, "AnalysisTemplate")
     if not templates:
         yield f"{where}: no AnalysisTemplate: nothing would abort a bad canary."
@@ -195,6 +202,46 @@ def _analysis(where: str, source: Source, settings: Settings) -> Iterator[str]:
             yield f"{where}: {name} has no label {sorted(used - exposed[name])} in the app's metrics."
     if f'route="{routes.PREDICT}"' not in queries:
         yield f'{where}: the latency query does not select route="{routes.PREDICT}".'
+    yield from _canary_figures(where, source, templates, settings, environment)
+
+
+def _canary_figures(
+    where: str, source: Source, templates: list[Doc], settings: Settings, environment: str
+) -> Iterator[str]:
+    """Windows, timings, the load Job and the Rollout's steps against params.yaml deploy.canary."""
+    canary = settings.deploy.canary
+    metrics = {m["name"]: m for t in templates for m in _dig(t, "spec", "metrics") or []}
+    expected = {"initialDelay": canary.initial_delay, "interval": canary.interval, "failureLimit": canary.failure_limit}
+    for name in JUDGED:
+        metric = metrics.get(name)
+        if metric is None:
+            yield f"{where}: the canary analysis has no metric {name}."
+            continue
+        for key, value in expected.items():
+            if metric.get(key) != value:
+                yield f"{where}: metric {name} {key} = {metric.get(key)!r}, expected params.yaml deploy.canary {value!r}."
+        windows = set(WINDOW.findall(str(_dig(metric, "provider", "prometheus", "query"))))
+        if windows and windows != {canary.window}:  # model-version reads an instant vector
+            yield f"{where}: metric {name} queries windows {sorted(windows)}, expected [{canary.window}]."
+    job = _dig(metrics.get("load") or {}, "provider", "job")
+    if not job:
+        yield f"{where}: the canary analysis runs no load Job: an idle canary would be judged on nothing."
+    else:
+        command = [str(a) for c in _containers(job) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+        flags = dict(itertools.pairwise(command))
+        wanted = {"--rate": canary.load.rate, "--duration": canary.load.duration_s}
+        if SMOKE_MODULE not in command or "--load" not in command:
+            yield f"{where}: the load Job does not run python -m {SMOKE_MODULE} --load."
+        for flag, value in wanted.items():
+            if flag not in flags or float(flags[flag]) != float(value):
+                yield f"{where}: the load Job's {flag} = {flags.get(flag)!r}, expected params.yaml {value}."
+    steps = canary.steps.get(environment)
+    rollout = one(source.docs, "Rollout", CONTAINER)
+    if steps is not None and rollout is not None:
+        found = _dig(rollout, "spec", "strategy", "canary", "steps") or []
+        wanted_steps = [s for step in steps for s in ({"setWeight": step.weight}, {"pause": {"duration": step.pause}})]
+        if found != wanted_steps:
+            yield f"{where}: the Rollout's canary steps {found} differ from params.yaml deploy.canary.steps."
 
 
 def exposed_series() -> dict[str, set[str]]:
@@ -339,6 +386,9 @@ def _notifications(docs: list[Doc]) -> list[str]:
         conditions = yaml.safe_load(data.get(f"trigger.{trigger}", "null")) or []
         if not conditions:
             failures.append(f"argocd-notifications-cm has no trigger.{trigger}.")
+        for condition in conditions:
+            if condition.get("oncePer") != ONCE_PER:
+                failures.append(f"trigger.{trigger} has oncePer {condition.get('oncePer')!r}; expected {ONCE_PER}.")
         for template in (t for c in conditions for t in c.get("send") or []):
             body = yaml.safe_load(data.get(f"template.{template}", "null")) or {}
             hook = _dig(body, "webhook", service) or {}
@@ -347,6 +397,8 @@ def _notifications(docs: list[Doc]) -> list[str]:
                 f'"{key}"' in text for key in ("event_type", "environment", "revision")
             ):
                 failures.append(f"template.{template} is not a repository_dispatch carrying environment and revision.")
+            elif f'"revision": "{SYNCED_REVISION}"' not in text:
+                failures.append(f"template.{template} does not send the synced revision {SYNCED_REVISION}.")
     return failures
 
 
