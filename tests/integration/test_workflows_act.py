@@ -1,7 +1,7 @@
 """The workflows run: `act` in host mode runs train.yml and ci.yml end to end on the real pipeline.
 
-Each remote action is replaced by its stand-in in .github/act/ (`--local-repository`); actions/checkout is act's
-own copy of the working tree. The runs happen in a temporary git repository made from this working tree, whose
+Each remote action is replaced by its stand-in in .github/act/ (`--local-repository`); a plain actions/checkout is
+act's own copy of the working tree, and one that names another ref fetches it from the local origin. The runs happen in a temporary git repository made from this working tree, whose
 `origin` URL names a GitHub repository but is rewritten (`url.<bare>.insteadOf`) to a local bare repository, so
 the deploy commit is really pushed. Nothing leaves the machine: no image pull, no update check, no network.
 
@@ -124,6 +124,7 @@ class Workspace:
         cmd = [
             str(ACT), event, "-W", f".github/workflows/{workflow}", "-j", job, "-e", str(folder / "event.json"),
             "-P", "ubuntu-latest=-self-hosted", "--pull=false", "--action-offline-mode", "--no-cache-server",
+            "--defaultbranch", "main",  # act fills github.event.repository.default_branch with it (else master)
             "--action-cache-path", str(folder / "act-cache"), "--json",
             "-s", "GITHUB_TOKEN=act-local-token",
             "--env", f"GITHUB_REPOSITORY={REPOSITORY}",  # act reads it from origin's URL, rewritten here
@@ -134,9 +135,11 @@ class Workspace:
             "--env", f"CONVEYOR_ACT_BASE_IMAGE={BASE_IMAGE}",
             "--env", f"FAKE_GH_REPORTS={self.root / 'train' / 'artifacts' / 'reports'}",
         ]  # fmt: skip
+        # act checks out the working tree itself for a plain actions/checkout; its stand-in serves the steps that
+        # name another ref (act's isLocalCheckout: pkg/runner/run_context.go).
+        cmd += ["--env", f"CONVEYOR_ACT_ORIGIN={self.origin}"]
         for action, ref in sorted(remote_actions()):
-            if action != "actions/checkout":
-                cmd += ["--local-repository", f"{action}@{ref}={stubs / action.split('/')[1]}"]
+            cmd += ["--local-repository", f"{action}@{ref}={stubs / action.split('/')[1]}"]
         for key, value in variables.items():
             cmd += ["--var", f"{key}={value}"]
         env = os.environ | {
@@ -243,26 +246,32 @@ def test_every_pinned_action_has_a_stand_in() -> None:
     missing = [
         action
         for action, _ in remote_actions()
-        if action != "actions/checkout"
-        and not (ROOT / ".github" / "act" / action.split("/")[1] / "action.yml").exists()
+        if not (ROOT / ".github" / "act" / action.split("/")[1] / "action.yml").exists()
     ]
     assert not missing, f"no stand-in in .github/act/ for {missing}"
 
 
 @pytest.fixture(scope="module")
 def train_run(workspace: Workspace, dvc_remote: Path) -> Iterator[Run]:
-    yield workspace.act(
+    run = workspace.act(
         "train.yml", "workflow_dispatch", "bump", {"inputs": {}}, "train", {"DVC_REMOTE_URL": str(dvc_remote)}
     )
-    if shutil.which("podman"):  # the tag only; the layers stay cached for the next build
-        image = f"ghcr.io/{REPOSITORY}:1-{workspace.git('rev-parse', '--short=7', 'HEAD')}"
+    yield run
+    image = run.outputs.get(("pipeline", "image"))
+    if image and shutil.which("podman"):  # the tag only; the layers stay cached for the next build
         subprocess.run(["podman", "rmi", "--ignore", image], capture_output=True, check=False)
 
 
 def test_train_workflow_gates_builds_pushes_and_bumps_staging(workspace: Workspace, train_run: Run) -> None:
     run = train_run
-    head = workspace.git("rev-parse", "HEAD")
+    start = workspace.git("rev-parse", "HEAD")
     assert run.job_result("pipeline") == "success", run.summary("pipeline") or run.tail()
+    # A dispatched retrain first records its new batch as a `data:` commit on main, then trains on that commit.
+    head = run.outputs[("pipeline", "commit")]
+    assert workspace.git("rev-parse", f"{head}^", cwd=workspace.origin) == start
+    data_message = workspace.git("log", "-1", "--format=%B", head, cwd=workspace.origin)
+    assert data_message.startswith("data: batch 1, ") and "Data-Version: " in data_message
+    assert workspace.git("diff", "--name-only", start, head, cwd=workspace.origin).splitlines() == ["data.dvc"]
     image = f"ghcr.io/{REPOSITORY}:1-{head[:7]}"
     assert run.outputs[("pipeline", "passed")] == "true"
     assert run.outputs[("pipeline", "model-version")] == "1"
@@ -277,7 +286,9 @@ def test_train_workflow_gates_builds_pushes_and_bumps_staging(workspace: Workspa
     assert gate["passed"] and str(gate["model_version"]) == "1" and all(gate["checks"].values())
     assert json.loads((run.artifacts / "reports" / "drift.json").read_text())["metrics"]["current_rows"] > 0
     metadata = json.loads((run.artifacts / "model" / "metadata.json").read_text())
-    assert str(metadata["version"]) == "1" and metadata["git_commit"].startswith(head)
+    assert str(metadata["version"]) == "1" and metadata["git_commit"] == head
+    data_dvc = yaml.safe_load(workspace.git("show", f"{head}:data.dvc", cwd=workspace.origin))
+    assert metadata["data_version"] == data_dvc["outs"][0]["md5"]
     assert "dvc pull data.dvc" in run.said("pipeline")
 
     if not builder_ready():
