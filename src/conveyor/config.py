@@ -284,9 +284,11 @@ class FairnessGate(_Gate):
 
 
 class LatencyGate(_Gate):
-    single_p99_ms: Positive
-    batch_rows_per_s: Positive
-    load_seconds: Positive
+    """CPU time of the serving predictor in one thread (conveyor.checks.latency): what load does not move."""
+
+    single_cpu_p99_ms: Positive
+    batch_cpu_rows_per_s: Positive
+    ready_cpu_seconds: Positive
 
 
 class Gates(_Strict):
