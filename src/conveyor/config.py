@@ -281,6 +281,9 @@ class FairnessGate(_Gate):
     equalized_odds_difference: Ratio
     demographic_parity_ratio: Ratio
     min_group_size: int = Field(ge=1)
+    # a group's TPR needs positives and its FPR negatives: below these it is reported, not gated
+    min_group_positives: int = Field(1, ge=1)
+    min_group_negatives: int = Field(1, ge=1)
 
 
 class LatencyGate(_Gate):
