@@ -259,6 +259,9 @@ class DriftColumnTest(_Strict):
 
     test: str | None = None
     threshold: float | None = Field(None, gt=0)
+    # A column whose score breaks this blocks on its own, whatever the drifted share (a distance: max; a p-value:
+    # min). Judged for every column, one gate-table row per drifted or blocking column.
+    column: Threshold | None = None
 
 
 class DriftGate(_Gate):
