@@ -297,12 +297,48 @@ class LatencyGate(_Gate):
     ready_cpu_seconds: Positive
 
 
+class Directional(_Strict):
+    """A feature the score must follow: raising it by `step` (capped at its max) moves the probability `direction`."""
+
+    feature: str
+    direction: Literal["up", "down"]
+    step: float = Field(gt=0)
+
+
+class BehaviourCase(_Strict):
+    """A hand-written record and the label the model must give it (minimum functionality)."""
+
+    name: str = Field(min_length=1)
+    expect: str
+    record: dict[str, Any]
+
+
+class BehaviourGate(_Gate):
+    """Behavioural tests of the trained model (conveyor.checks.behaviour), made policy."""
+
+    rows: int = Field(500, ge=10)  # holdout rows the invariance and directional tests perturb
+    invariant: list[str] = []  # features whose value must barely matter
+    invariance_shift: Ratio  # mean |change in P(positive)| when an invariant feature's values trade places
+    directional: list[Directional] = []
+    directional_share: Ratio  # share of rows whose score does not move against the declared direction
+    cases: list[BehaviourCase] = []
+    cases_passed: Ratio  # share of the cases given their expected label
+
+    @model_validator(mode="after")
+    def _named(self) -> BehaviourGate:
+        names = [case.name for case in self.cases]
+        if len(set(names)) != len(names):
+            raise ValueError("case names must be unique")
+        return self
+
+
 class Gates(_Strict):
     quality: QualityGate
     drift: DriftGate
     evaluate: EvaluateGate
     fairness: FairnessGate
     latency: LatencyGate
+    behaviour: BehaviourGate
 
 
 class ServeSettings(_Strict):
