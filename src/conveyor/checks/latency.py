@@ -46,6 +46,7 @@ MIN_ROUND_CALLS = 10
 BATCH_ROWS = 1000
 BATCH_REPEATS = 5
 BATCH_CPU_SECONDS = 2.0  # a slow model's batches stop after this much CPU (at least one)
+FALLBACK_PREFIX = "serving with the scikit-learn Pipeline: "  # how conveyor.serve.loading logs a fallback
 PREDICTORS = {"fast": "fast exact path", "pipeline": "scikit-learn fallback"}
 
 
@@ -108,7 +109,7 @@ def _fallback_reasons() -> Iterator[list[str]]:
     """The warnings the loader logs when it falls back to the Pipeline (why the fast path does not apply)."""
     reasons: list[str] = []
     handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: reasons.append(record.getMessage())  # type: ignore[method-assign]
+    handler.emit = lambda record: reasons.append(record.getMessage().removeprefix(FALLBACK_PREFIX))  # type: ignore[method-assign]
     logger = logging.getLogger("conveyor.serve")
     logger.addHandler(handler)
     try:
@@ -161,8 +162,8 @@ def run(settings: Settings) -> CheckResult:
     if metrics["predictor"] == "pipeline" and any(not j.passed for j in judgements):
         failures.append(
             f"the model left the fast serving path: {settings.model.estimator.rpartition('.')[2]} is served by the "
-            f"scikit-learn Pipeline at {metrics['single_cpu_p99_ms']:.3g} ms CPU per record "
-            f"({metrics['fallback_reason'] or 'the fast path does not apply'})"
+            f"scikit-learn Pipeline at {metrics['single_cpu_p99_ms']:.3g} ms CPU per record: "
+            f"{metrics['fallback_reason'] or 'the fast path does not apply'}"
         )
     result = CheckResult.judged(CHECK, judgements, failures, metrics=metrics, thresholds=gate.model_dump())
     result.write()
