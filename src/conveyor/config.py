@@ -262,6 +262,9 @@ class DriftColumnTest(_Strict):
 
     test: str | None = None
     threshold: float | None = Field(None, gt=0)
+    # A column whose score breaks this blocks on its own, whatever the drifted share (a distance: max; a p-value:
+    # min). Judged for every column, one gate-table row per drifted or blocking column.
+    column: Threshold | None = None
 
 
 class DriftGate(_Gate):
@@ -284,12 +287,52 @@ class FairnessGate(_Gate):
     equalized_odds_difference: Ratio
     demographic_parity_ratio: Ratio
     min_group_size: int = Field(ge=1)
+    # a group's TPR needs positives and its FPR negatives: below these it is reported, not gated
+    min_group_positives: int = Field(1, ge=1)
+    min_group_negatives: int = Field(1, ge=1)
 
 
 class LatencyGate(_Gate):
-    single_p99_ms: Positive
-    batch_rows_per_s: Positive
-    load_seconds: Positive
+    """CPU time of the serving predictor in one thread (conveyor.checks.latency): what load does not move."""
+
+    single_cpu_p99_ms: Positive
+    batch_cpu_rows_per_s: Positive
+    ready_cpu_seconds: Positive
+
+
+class Directional(_Strict):
+    """A feature the score must follow: raising it by `step` (capped at its max) moves the probability `direction`."""
+
+    feature: str
+    direction: Literal["up", "down"]
+    step: float = Field(gt=0)
+
+
+class BehaviourCase(_Strict):
+    """A hand-written record and the label the model must give it (minimum functionality)."""
+
+    name: str = Field(min_length=1)
+    expect: str
+    record: dict[str, Any]
+
+
+class BehaviourGate(_Gate):
+    """Behavioural tests of the trained model (conveyor.checks.behaviour), made policy."""
+
+    rows: int = Field(500, ge=10)  # holdout rows the invariance and directional tests perturb
+    invariant: list[str] = []  # features whose value must barely matter
+    invariance_shift: Ratio  # mean |change in P(positive)| when an invariant feature's values trade places
+    directional: list[Directional] = []
+    directional_share: Ratio  # share of rows whose score does not move against the declared direction
+    cases: list[BehaviourCase] = []
+    cases_passed: Ratio  # share of the cases given their expected label
+
+    @model_validator(mode="after")
+    def _named(self) -> BehaviourGate:
+        names = [case.name for case in self.cases]
+        if len(set(names)) != len(names):
+            raise ValueError("case names must be unique")
+        return self
 
 
 class Gates(_Strict):
@@ -298,6 +341,7 @@ class Gates(_Strict):
     evaluate: EvaluateGate
     fairness: FairnessGate
     latency: LatencyGate
+    behaviour: BehaviourGate
 
 
 class ServeSettings(_Strict):

@@ -38,8 +38,12 @@ def test_drift_passes_on_the_real_data_before_and_after_an_ingest(tmp_path):
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == "drift: passed", run.stderr
         result = CheckResult.read(tmp_path / "reports" / "drift.json")
-        assert result.passed and result.failures == [] and result.warnings == []
-        assert result.metrics["window"] == window
+        assert result.passed and result.failures == []
+        assert result.metrics["window"] == window and result.metrics["judged"] == (window != "holdout")
+        if window == "holdout":  # nothing new: informational, no verdict
+            assert result.judgements == [] and result.warnings[0].startswith("no new batch: holdout vs training")
+        else:
+            assert result.warnings == [] and all(j.passed for j in result.judgements)
         assert result.metrics["drifted_count"] == 0
         assert (tmp_path / "reports" / "drift.html").stat().st_size > 0
     assert result.metrics["current_rows"] == settings.data.ingest_rows

@@ -39,8 +39,9 @@ def test_dvc_repro_end_to_end_then_noop_metrics_and_remote(
     assert "| latency | ✅ pass | single-record p99 |" in table and "| ms |" in table  # value, limit, margin, unit
 
     project = copy_project(pipeline_run, tmp_path / "project")
-    noop = project.sh("dvc", "repro")
-    assert "Data and pipelines are up to date" in noop.stdout
+    noop = project.sh("dvc", "repro")  # only latency runs again (always_changed: a measurement is never restored)
+    assert "Running stage 'latency'" in noop.stdout and "Running stage 'train'" not in noop.stdout
+    assert "Stage 'gate' didn't change" in noop.stdout
     assert registered_versions(project) == ["1"]
 
     project.sh("git", "add", "-A")

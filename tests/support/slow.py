@@ -1,6 +1,6 @@
-"""A classifier that answers correctly but slowly: the latency gate must stop it.
+"""Classifiers that answer correctly but slowly: the latency gate and the canary analysis must stop them.
 
-It is not a HistGradientBoosting model, so serving cannot take the fast path around its slow predict_proba."""
+None is a HistGradientBoosting model, so serving cannot take the fast path around their slow predict_proba."""
 
 import time
 
@@ -27,4 +27,18 @@ class StallingClassifier(LogisticRegression):
         self.__dict__["_calls"] = calls
         if calls > self.AFTER_CALLS:
             time.sleep(self.STALL_SECONDS)
+        return super().predict_proba(X)
+
+
+BUSY_SECONDS = 0.003
+
+
+class BusyClassifier(LogisticRegression):
+    """Slow the way a big model is slow: it burns CPU (BUSY_SECONDS of this thread's CPU time) on every call, so a
+    gate on CPU time must stop it however quiet or busy the machine is."""
+
+    def predict_proba(self, X):
+        until = time.thread_time() + BUSY_SECONDS
+        while time.thread_time() < until:
+            pass
         return super().predict_proba(X)

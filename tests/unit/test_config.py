@@ -58,7 +58,10 @@ def _write(tmp_path: Path, edit) -> Path:
             lambda p: p["gates"]["quality"].update(duplicate_fraction={"min": 0.0, "label": "dups"}),
             "gates.quality.duplicate_fraction = {label: dups, min: 0.0} is invalid: expected a max.",
         ),
-        (lambda p: p["gates"]["latency"]["load_seconds"].update(mx=5), "unknown key 'gates.latency.load_seconds.mx'"),
+        (
+            lambda p: p["gates"]["latency"]["ready_cpu_seconds"].update(mx=5),
+            "unknown key 'gates.latency.ready_cpu_seconds.mx'",
+        ),
         (lambda p: p["gates"]["evaluate"].update(min_roc_auc=0.88), "unknown key 'gates.evaluate.min_roc_auc'"),
     ],
 )
@@ -184,6 +187,10 @@ def test_every_gated_number_in_the_shipped_params_is_a_threshold() -> None:
         "drift": {"drifted_share": (None, 0.3)},
         "evaluate": {"roc_auc": (0.88, None), "pr_auc": (0.70, None), "f1": (0.65, None), "brier": (None, 0.12)},
         "fairness": {"equalized_odds_difference": (None, 0.10), "demographic_parity_ratio": (0.25, None)},
-        "latency": {"single_p99_ms": (None, 1.0), "batch_rows_per_s": (20000, None), "load_seconds": (None, 5.0)},
+        "latency": {
+            "single_cpu_p99_ms": (None, 1.0),
+            "batch_cpu_rows_per_s": (20000, None),
+            "ready_cpu_seconds": (None, 5.0),
+        },
     }
     assert gates.evaluate.champion_tolerance == 0.005 and gates.fairness.min_group_size == 100

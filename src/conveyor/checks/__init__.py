@@ -7,9 +7,10 @@ CHECKS: dict[str, str] = {
     "drift": "Evidently drift: newest batch against the training reference",
     "evaluate": "holdout metrics, plots, and champion/challenger comparison",
     "fairness": "fairlearn group metrics per sensitive feature",
-    "latency": "in-process predict latency, throughput and load time of the serving predictor",
+    "latency": "CPU time per prediction, throughput and time to ready of the serving predictor",
+    "behaviour": "behavioural model tests: invariance, directional expectations, hand-written cases",
 }
 # These judge the trained model, so their reports must postdate it.
-MODEL_CHECKS = ("evaluate", "fairness", "latency")
+MODEL_CHECKS = ("evaluate", "fairness", "latency", "behaviour")
 # A failure here stops the pipeline at once: later steps would consume bad input. The others leave it to the gate.
 BLOCKING = ("quality",)

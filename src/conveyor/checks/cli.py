@@ -1,4 +1,4 @@
-"""`conveyor quality|drift|evaluate|fairness|latency`: one command per gated check."""
+"""`conveyor quality|drift|evaluate|fairness|latency|behaviour`: one command per gated check."""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Data drift (Evidently DataDriftPreset): the current window against the training reference, per column."""
+"""Data drift (Evidently DataDriftPreset): the newest batch against the training reference, per column.
+
+Two rules, both judged: the share of drifted columns (each column's stat test against its threshold), and each
+column's score against its own `column` limit, so one strongly drifted column blocks on its own and is named.
+With no batch ingested the current window is only the holdout, a slice of the training pool: the figures are
+reported as informational and nothing is judged, so a fresh clone never shows a drift pass it did not earn."""
 
 from __future__ import annotations
 
@@ -12,19 +17,20 @@ from evidently.legacy.calculations.stattests.registry import get_registered_stat
 from evidently.presets import DataDriftPreset
 
 from conveyor.checks.result import CheckResult
-from conveyor.config import DriftColumnTest, Judgement, Settings
+from conveyor.config import DriftColumnTest, DriftGate, Judgement, Settings
 from conveyor.data.frames import windows
 from conveyor.errors import ConveyorError
 from conveyor.paths import REPORTS
 
 CHECK = "drift"
+HOLDOUT_WINDOW = "holdout"  # what frames.windows calls the current window when no batch has been ingested
 SHOWN_COLUMNS = 5  # drifted columns named in the failure sentence; the metrics list every column
 VALUE_DRIFT = "evidently:metric_v2:ValueDrift"
 DRIFTED_COUNT = "evidently:metric_v2:DriftedColumnsCount"
 
 
 def run(settings: Settings) -> CheckResult:
-    """Compare the windows, write reports/drift.html and reports/drift.json, gate on the drifted share."""
+    """Compare the windows, write reports/drift.html and reports/drift.json, gate on the share and each column."""
     reference, current, window = windows(settings)
     features = list(settings.data.features)
     _check_window(reference, "reference", features)
@@ -41,13 +47,17 @@ def run(settings: Settings) -> CheckResult:
 
     count, share, columns = _read(snapshot.dict(), settings, tests)
     drifted = [name for name in features if columns[name]["drifted"]]
-    judgement = _named(gate.drifted_share.judge("drifted_share", share), drifted)
-    breaches = [judgement.failure] if judgement.failure else []
+    judgements = [_named(gate.drifted_share.judge("drifted_share", share), drifted), *_by_column(gate, columns)]
+    breaches = [j.failure for j in judgements if j.failure]
     blocking = gate.policy == "block"
+    fresh = window != HOLDOUT_WINDOW
+    if not fresh:  # nothing new arrived: the holdout is a slice of the same pool, so no verdict on drift
+        breaches, judgements = [], []
     result = CheckResult(
         check=CHECK,
         passed=not (breaches and blocking),
         metrics={
+            "judged": fresh,
             "window": window,
             "reference_rows": len(reference),
             "current_rows": len(current),
@@ -59,15 +69,37 @@ def run(settings: Settings) -> CheckResult:
         thresholds={
             "drifted_share": gate.drifted_share.model_dump(),
             "policy": gate.policy,
-            **{f"{kind}_{key}": value for kind in tests for key, value in getattr(gate, kind)},
+            **{f"{kind}_{key}": value for kind in tests for key, value in getattr(gate, kind).model_dump().items()},
         },
         failures=breaches if blocking else [],
-        warnings=[] if blocking else breaches,
+        warnings=([] if blocking else breaches) + ([] if fresh else [_informational(share, drifted)]),
         artifacts=[str(html)],
-        judgements=[judgement],
+        judgements=judgements,
     )
     result.write()
     return result
+
+
+def _by_column(gate: DriftGate, columns: dict[str, dict[str, Any]]) -> list[Judgement]:
+    """Each column judged against its kind's `column` limit, when one is set; a row for each drifted column and
+    each column that breaks its limit, the column named in the subject: `drift score (age) = 1.39 > 0.3`."""
+    judged = []
+    for name, found in columns.items():
+        limit = getattr(gate, found["type"]).column
+        if limit is None:
+            continue
+        judgement = limit.judge("column_score", found["score"], subject=name)
+        if found["drifted"] or not judgement.passed:
+            judged.append(judgement)
+    return judged
+
+
+def _informational(share: float, drifted: list[str]) -> str:
+    named = f": {', '.join(drifted)}" if drifted else ""
+    return (
+        f"no new batch: holdout vs training, informational, not a drift verdict ({len(drifted)} column(s) over "
+        f"their stat test's threshold{named}; share {share:.2f}); `conveyor data ingest` brings a batch to judge."
+    )
 
 
 def _check_window(frame: pd.DataFrame, what: str, features: list[str]) -> None:

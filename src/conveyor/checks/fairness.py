@@ -1,8 +1,9 @@
 """fairness: fairlearn group metrics per sensitive feature on the holdout, under the model's decision policy.
 
 Disparities (demographic-parity ratio, equalized-odds difference) are gated over the groups with at least
-`gates.fairness.min_group_size` holdout rows: a smaller group's rates are too noisy to gate on, so it is reported
-with its metrics and a warning, never dropped. The same metrics under the plain global threshold show what the
+`gates.fairness.min_group_size` holdout rows, `min_group_positives` positive and `min_group_negatives` negative
+labels: a true positive rate over 5 positives moves by 0.2 with one row, so such a group is reported with its
+metrics and a warning, never dropped, and never decides the gate. The same metrics under the plain global threshold show what the
 mitigation (per-group thresholds in decision.json) changed and what it cost in accuracy and F1.
 """
 
@@ -69,10 +70,10 @@ def assess(settings: Settings, x: pd.DataFrame, y: np.ndarray, proba: np.ndarray
     features, before, judgements, warnings = {}, {}, [], []
     for name in settings.data.sensitive_features:
         groups = x[name].astype(object).fillna(MISSING).rename(name).reset_index(drop=True)
-        features[name] = measure(y, labels, groups, gate.min_group_size)
-        before[name] = features[name] if same else measure(y, plain, groups, gate.min_group_size)
+        features[name] = measure(y, labels, groups, gate)
+        before[name] = features[name] if same else measure(y, plain, groups, gate)
         judgements += _judge(name, features[name], gate)
-        warnings += _notes(name, features[name], gate.min_group_size)
+        warnings += _notes(name, features[name], gate)
     metrics = {
         "holdout_rows": len(y),
         "features": features,
@@ -86,11 +87,16 @@ def assess(settings: Settings, x: pd.DataFrame, y: np.ndarray, proba: np.ndarray
     return CheckResult.judged(CHECK, judgements, metrics=metrics, thresholds=gate.model_dump(), warnings=warnings)
 
 
-def measure(y: np.ndarray, labels: np.ndarray, groups: pd.Series, min_group_size: int) -> dict[str, Any]:
-    """fairlearn MetricFrame by group, and the disparities over the groups large enough to gate."""
+def measure(y: np.ndarray, labels: np.ndarray, groups: pd.Series, gate: FairnessGate) -> dict[str, Any]:
+    """fairlearn MetricFrame by group, and the disparities over the groups with enough rows, positives and
+    negatives to gate."""
     frame = MetricFrame(metrics=GROUP_METRICS, y_true=y, y_pred=labels, sensitive_features=groups)
     table = frame.by_group
-    table["gated"] = table["count"] >= min_group_size
+    table["gated"] = (
+        (table["count"] >= gate.min_group_size)
+        & (table["positives"] >= gate.min_group_positives)
+        & (table["count"] - table["positives"] >= gate.min_group_negatives)
+    )
     rows = groups.isin(table.index[table["gated"]]).to_numpy()
     summary: dict[str, Any] = {"gated_groups": int(table["gated"].sum())}
     if summary["gated_groups"] >= 2:
@@ -109,6 +115,7 @@ def measure(y: np.ndarray, labels: np.ndarray, groups: pd.Series, min_group_size
         str(group): {
             "count": int(row["count"]),
             "positives": int(row["positives"]),
+            "negatives": int(row["count"] - row["positives"]),
             "selection_rate": _number(row["selection_rate"]),
             "true_positive_rate": _number(row["true_positive_rate"]),
             "false_positive_rate": _number(row["false_positive_rate"]),
@@ -129,17 +136,31 @@ def _judge(name: str, found: dict[str, Any], gate: FairnessGate) -> list[Judgeme
     ]
 
 
-def _notes(name: str, found: dict[str, Any], min_group_size: int) -> list[str]:
+def _short(group: dict[str, Any], gate: FairnessGate) -> str:
+    """What a group lacks to be gated: `442 holdout rows but 5 positives, below gates.fairness.min_group_positives 30`."""
+    if group["count"] < gate.min_group_size:
+        return f"{group['count']} holdout rows, below gates.fairness.min_group_size {gate.min_group_size}"
+    if group["positives"] < gate.min_group_positives:
+        return (
+            f"{group['count']} holdout rows but {group['positives']} positives, below "
+            f"gates.fairness.min_group_positives {gate.min_group_positives}"
+        )
+    return (
+        f"{group['count']} holdout rows but {group['negatives']} negatives, below "
+        f"gates.fairness.min_group_negatives {gate.min_group_negatives}"
+    )
+
+
+def _notes(name: str, found: dict[str, Any], gate: FairnessGate) -> list[str]:
     notes = [
-        f"{name} group {group!r} has {g['count']} holdout rows, below gates.fairness.min_group_size "
-        f"{min_group_size}: its metrics are reported, not gated."
+        f"{name} group {group!r} has {_short(g, gate)}: its metrics are reported, not gated."
         for group, g in found["groups"].items()
         if not g["gated"]
     ]
     if found["gated_groups"] < 2:
         notes.append(
-            f"{name} has {found['gated_groups']} group(s) with at least {min_group_size} holdout rows; "
-            "a disparity needs two, so none is gated."
+            f"{name} has {found['gated_groups']} group(s) with enough holdout rows, positives and negatives to "
+            "gate; a disparity needs two, so none is gated."
         )
     elif found.get("demographic_parity_ratio") is None:
         notes.append(f"demographic_parity_ratio[{name}] is undefined: no gated group has a positive prediction.")

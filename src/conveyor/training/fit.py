@@ -29,7 +29,7 @@ RUNTIME_PACKAGES = ("scikit-learn", "skops", "numpy", "pandas")
 
 def fit(settings: Settings, train: pd.DataFrame) -> tuple[Any, Decision]:
     """The fitted pipeline and its decision policy."""
-    x, y = frames.features_and_target(train, settings)
+    x, y = mitigation.canonical(*frames.features_and_target(train, settings))  # the file's row order cannot matter
     if len(set(y)) < 2:
         raise ConveyorError(
             f"{settings.data.target}: the training data has a single class; "

@@ -7,7 +7,8 @@ odds). Serving must be deterministic and cheap, so each group's randomized class
 threshold whose operating point on that group's rows is nearest to it, nearest meaning the larger of the FPR
 and TPR gaps: the quantity the equalized-odds difference measures.
 
-The optimizer sees out-of-fold probabilities of the training split (each row scored by a model that did not
+Rows are put in an order fixed by their content first (`canonical`), so that shuffling the training file
+changes neither the folds nor the thresholds. The optimizer sees out-of-fold probabilities of the training split (each row scored by a model that did not
 train on it, as the final model scores new rows); the holdout is never used, so the fairness check measures
 the thresholds on rows that neither the model nor the mitigation saw. Groups with fewer than
 `min_group_rows` training rows (or a single class) are too small to place a threshold on; they keep the global
@@ -55,11 +56,21 @@ def decision(settings: Settings, x: pd.DataFrame, y: np.ndarray) -> Decision:
             f"model.mitigation.feature = {config.feature!r} is not one of data.sensitive_features "
             f"{settings.data.sensitive_features}."
         )
+    x, y = canonical(x, y)
     scores = out_of_fold(settings, x, y)
     thresholds = group_thresholds(settings, scores, y, x[config.feature])
     if not thresholds:
         return plain
     return Decision(threshold=plain.threshold, group_feature=config.feature, group_thresholds=thresholds)
+
+
+def canonical(x: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows in an order fixed by their content (a hash of features and label), whatever order the file had:
+    the folds, the fit and so the decision policy are the same for the same rows shuffled. Identical rows tie,
+    and their order does not matter."""
+    keys = pd.util.hash_pandas_object(x.assign(__label__=y), index=False).to_numpy()
+    order = np.argsort(keys, kind="stable")
+    return x.iloc[order].reset_index(drop=True), np.asarray(y)[order]
 
 
 def out_of_fold(settings: Settings, x: pd.DataFrame, y: np.ndarray) -> np.ndarray:

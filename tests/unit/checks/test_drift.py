@@ -125,11 +125,13 @@ def test_injected_drift_fails_with_one_sentence(tmp_path, monkeypatch, raw_param
     assert sorted(flagged) == sorted(expected)
     assert result.metrics["drifted_count"] == len(expected)
     assert result.metrics["drifted_share"] == pytest.approx(len(expected) / len(settings.data.features))
-    assert result.failures == [expected_sentence(settings, expected)]
+    assert result.failures[0] == expected_sentence(settings, expected)
     assert result.failures[0].endswith(", ...)")  # six drifted, five named
     assert result.warnings == []
-    (judged,) = result.judgements
+    judged, *columns = result.judgements
     assert (judged.metric, judged.passed, judged.failure) == ("drifted_share", False, result.failures[0])
+    assert [j.metric for j in columns] == [f"column_score[{name}]" for name in expected]  # every one named
+    assert result.failures[1:] == [j.failure for j in columns if j.failure]
     assert judged.margin == pytest.approx(
         settings.gates.drift.drifted_share.max - len(expected) / len(settings.data.features)
     )
@@ -145,7 +147,7 @@ def test_warn_policy_passes_and_reports_the_breach_as_a_warning(tmp_path, monkey
 
     expected = [name for name in settings.data.features if name in {*injected[0], *injected[1]}]
     assert result.passed and result.failures == []
-    assert result.warnings == [expected_sentence(settings, expected)]
+    assert result.warnings[0] == expected_sentence(settings, expected)
     assert result.thresholds["policy"] == "warn"
     assert not result.judgements[0].passed  # breached, yet only a warning under this policy
 
@@ -226,3 +228,51 @@ def test_windows_follow_ingested_batches(tmp_path, monkeypatch, raw_params):
     metrics = drift.run(load_settings(tmp_path / "params.yaml")).metrics
     window_rows = (metrics["window"], metrics["reference_rows"], metrics["current_rows"])
     assert window_rows == ("batch-0002.csv", 3300, 300)
+
+
+def test_one_strongly_drifted_column_blocks_on_its_own_and_is_named(tmp_path, monkeypatch, raw_params, halves):
+    """age + 20 years (capped at the maximum): 1 column of 13, under the 0.3 share, yet it must not pass."""
+    settings = workspace(tmp_path, monkeypatch, raw_params, policy="block")
+    reference, current = halves
+    name = settings.data.numeric[0]
+    top = settings.data.features[name].max
+    write_windows(settings, reference, current.assign(**{name: (current[name] + 20).clip(upper=top)}))
+
+    result = drift.run(settings)
+
+    assert result.metrics["drifted_count"] == 1
+    share, column = result.judgements
+    assert share.passed and share.metric == "drifted_share"
+    score = result.metrics["columns"][name]["score"]
+    limit = settings.gates.drift.numeric.column.max
+    assert (column.metric, column.label, column.passed) == (f"column_score[{name}]", f"drift score ({name})", False)
+    assert not result.passed
+    assert result.failures == [f"drift score ({name}) = {score:.3f} > {limit:g}"]
+
+
+def test_a_mildly_drifted_column_passes_and_is_still_named(tmp_path, monkeypatch, raw_params, halves):
+    settings = workspace(tmp_path, monkeypatch, raw_params, policy="block")
+    reference, current = halves
+    name = settings.data.numeric[0]
+    write_windows(settings, reference, current.assign(**{name: current[name] + 3}))  # ~0.14 std: drifted, mild
+
+    result = drift.run(settings)
+
+    assert result.passed and result.failures == []
+    assert [(j.metric, j.passed) for j in result.judgements] == [
+        ("drifted_share", True),
+        (f"column_score[{name}]", True),
+    ]
+
+
+def test_with_no_batch_the_holdout_is_informational_never_a_drift_pass(tmp_path, monkeypatch, raw_params, halves):
+    settings = workspace(tmp_path, monkeypatch, raw_params, policy="block")
+    settings.data.path.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(halves, ignore_index=True).to_csv(settings.data.path, index=False)
+
+    result = drift.run(settings)
+
+    assert result.metrics["window"] == "holdout" and result.metrics["judged"] is False
+    assert result.passed and result.failures == [] and result.judgements == []
+    (warning,) = result.warnings
+    assert warning.startswith("no new batch: holdout vs training, informational, not a drift verdict (0 column(s)")

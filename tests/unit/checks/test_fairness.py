@@ -55,7 +55,8 @@ def test_fair_predictions_pass_with_group_metrics(settings: Settings) -> None:
         assert found["gated_groups"] == 2
         for group in found["groups"].values():
             assert set(group) == {
-                "count", "positives", "selection_rate", "true_positive_rate", "false_positive_rate", "gated",
+                "count", "positives", "negatives", "selection_rate", "true_positive_rate", "false_positive_rate",
+                    "gated",
             }  # fmt: skip
             assert group["gated"]
         assert sum(g["count"] for g in found["groups"].values()) == len(y)
@@ -100,8 +101,7 @@ def test_a_much_higher_threshold_for_one_group_fails_with_the_sentence(settings:
 def test_a_low_demographic_parity_ratio_fails(settings: Settings) -> None:
     x, y, proba = holdout(settings)
     feature, first, _ = groups_of(settings)
-    y = np.where(x[feature] == first, y, 0)  # the second group has no positives and is never selected
-    proba = np.where(x[feature] == first, proba, 0.1)
+    proba = np.where(x[feature] == first, proba, 0.1)  # the second group is never selected
     result = fairness.assess(settings, x, y, proba, Decision(threshold=0.5))
     limit = settings.gates.fairness.demographic_parity_ratio.min
     assert result.metrics["features"][feature]["demographic_parity_ratio"] == 0.0
@@ -129,13 +129,13 @@ def test_small_groups_are_reported_with_a_warning_and_not_gated(settings: Settin
 
 
 def test_a_feature_with_one_large_group_is_not_gated_and_says_so(settings: Settings) -> None:
-    x, y, proba = holdout(settings, rows=150)
+    x, y, proba = holdout(settings, rows=300)
     feature, first, second = groups_of(settings)
-    x[feature] = np.where(np.arange(150) < 120, first, second)
+    x[feature] = np.where(np.arange(300) < 240, first, second)
     result = fairness.assess(settings, x, y, proba, Decision(threshold=0.5))
     found = result.metrics["features"][feature]
     assert "equalized_odds_difference" not in found
-    assert any(w.startswith(f"{feature} has 1 group(s) with at least") for w in result.warnings)
+    assert any(w.startswith(f"{feature} has 1 group(s) with enough holdout rows") for w in result.warnings)
     assert not any(j.metric.endswith(f"[{feature}]") for j in result.judgements)  # reported, not gated
 
 
@@ -178,3 +178,26 @@ def test_run_writes_json_and_html_and_fails_a_biased_decision(tmp_path: Path, mo
 
     Decision(threshold=0.0).save(TRAINED_MODEL)  # everyone selected: equal rates in every group
     assert fairness.run(small).passed
+
+
+@pytest.mark.parametrize(("kind", "label"), [("positives", 1), ("negatives", 0)])
+def test_a_large_group_with_few_positives_or_negatives_is_reported_not_gated(settings: Settings, kind, label) -> None:
+    """A group with plenty of rows but a handful of one label: its rate on them is noise, so it never decides."""
+    x, y, proba = holdout(settings)
+    feature, _, _ = groups_of(settings)
+    third = "a-lopsided-group"
+    size = settings.gates.fairness.min_group_size + 50
+    few = getattr(settings.gates.fairness, f"min_group_{kind}") - 1
+    x.loc[: size - 1, feature] = third
+    y[:size] = 1 - label
+    y[:few] = label
+    proba[:size] = 1 - y[:size]  # every prediction in the group is wrong: gated, it would fail the check
+    result = fairness.assess(settings, x, y, proba, Decision(threshold=0.5))
+    assert result.passed, result.failures
+    group = result.metrics["features"][feature]["groups"][third]
+    assert (group["count"], group[kind], group["gated"]) == (size, few, False)
+    limit = getattr(settings.gates.fairness, f"min_group_{kind}")
+    assert (
+        f"{feature} group {third!r} has {size} holdout rows but {few} {kind}, below gates.fairness.min_group_{kind} "
+        f"{limit}: its metrics are reported, not gated."
+    ) in result.warnings

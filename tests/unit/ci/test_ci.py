@@ -79,6 +79,7 @@ def test_a_pipeline_stopped_before_the_gate_still_gets_a_table(tmp_path: Path) -
         "evaluate": False,
         "fairness": False,
         "latency": False,
+        "behaviour": False,
     }
     quality_row = next(line for line in table.splitlines() if line.startswith("| quality |"))
     assert "❌ fail" in quality_row and "row_count = 10 < 1000" in quality_row
