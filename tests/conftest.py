@@ -126,6 +126,10 @@ def new_project(root: Path, fetched_data: Path, tracking_uri: str | None = None)
         shutil.copy(ROOT / item, root / item)
     shutil.copytree(fetched_data, root / "data")
     shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    # evaluate depends on the release production runs: a new champion re-runs it (dvc.yaml).
+    release = Path("k8s/overlays/production/release/kustomization.yaml")
+    (root / release).parent.mkdir(parents=True)
+    shutil.copy(ROOT / release, root / release)
     (root / ".gitconfig-test").write_text("[user]\n\tname = Conveyor Tests\n\temail = tests@conveyor.invalid\n")
     return Project(root, tracking_uri)
 
