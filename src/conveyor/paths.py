@@ -11,3 +11,5 @@ TRAIN_INFO = ARTIFACTS / "train.json"
 EXPORTED_METADATA = MODELS / "metadata.json"
 GATE_SUMMARY = REPORTS / "gate.json"
 GATE_TABLE = REPORTS / "gate.md"
+# The latency verdict alone (passed, predictor): what the gate depends on, since latency is re-measured every run.
+LATENCY_VERDICT = REPORTS / "latency.verdict.json"

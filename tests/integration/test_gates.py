@@ -1,20 +1,19 @@
 """Gates that must neither flake nor miss, on the real data through the real steps (issue 10).
 
-One `dvc repro` that passes; each case starts from a copy of it, changes one thing and runs the steps it touches
+The session's one `dvc repro` that passes (`pipeline_run`); each case starts from a copy of it, changes one thing and runs the steps it touches
 and the gate. A case that must fail checks that nothing new was registered and models/ was removed; a harmless
 change (the training rows shuffled) must leave the decision policy and the fairness report identical."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import Project, registered_versions
+from tests.conftest import Project, copy_project, registered_versions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,32 +22,11 @@ def report(project: Project, name: str) -> dict:
     return json.loads((project.root / "reports" / f"{name}.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def repro_project(tmp_path_factory: pytest.TempPathFactory, fetched_data: Path) -> Project:
-    """A project after one passing `dvc repro`: version 1 registered, models/ exported."""
-    from tests.conftest import ROOT
-
-    root = tmp_path_factory.mktemp("gates") / "project"
-    root.mkdir()
-    for item in ("params.yaml", "dvc.yaml", ".dvcignore"):
-        shutil.copy(ROOT / item, root / item)
-    shutil.copytree(fetched_data, root / "data")
-    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
-    project = Project(root)
-    (root / ".gitconfig-test").write_text("[user]\n\tname = Conveyor Tests\n\temail = tests@conveyor.invalid\n")
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        project.sh(*cmd)
-    repro = project.sh("dvc", "repro", check=False)
-    assert repro.returncode == 0, repro.stderr + repro.stdout
-    assert report(project, "gate")["passed"] and registered_versions(project) == ["1"]
-    return project
-
-
 @pytest.fixture
-def copied(repro_project: Project, tmp_path: Path) -> Project:
-    root = tmp_path / "project"
-    shutil.copytree(repro_project.root, root, symlinks=True)
-    return Project(root)
+def copied(pipeline_run: Project, tmp_path: Path) -> Project:
+    """A copy of the session's passed run (version 1 registered, models/ exported). The failing cases register
+    nothing, so they share the run's model name; the harmless one, whose gate passes, takes its own."""
+    return copy_project(pipeline_run, tmp_path / "project")
 
 
 def run(project: Project, *steps: str) -> list[str]:
@@ -81,8 +59,11 @@ def test_dvc_repro_measures_latency_again_instead_of_restoring_a_result(copied: 
     assert registered_versions(project) == ["1"]
 
 
-def test_shuffled_training_rows_give_the_identical_decision_and_fairness_report(copied: Project) -> None:
+def test_shuffled_training_rows_give_the_identical_decision_and_fairness_report(
+    copied: Project, own_model_name: str
+) -> None:
     project = copied
+    project.write_params({"model": {"name": own_model_name}})  # its gate passes: it registers apart from the run's
     decision = (project.root / "artifacts" / "model" / "decision.json").read_text()
     fairness = report(project, "fairness")
     path = project.root / project.settings.data.path

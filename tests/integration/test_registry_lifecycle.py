@@ -87,7 +87,7 @@ def test_aliases_follow_bump_promote_and_rollback(tmp_path: Path, mlflow_server:
     assert follow("production").returncode == 0 and alias("champion") == "1"
 
     # no shared registry: the step says so, succeeds, and moves nothing
-    deploy("bump", "--env", "staging", "--image", image(1, "c"))
+    deploy("rollback", "--env", "staging", "--reason", "a smoke test failed")  # staging back on v1
     unset = run(CONVEYOR, "ci", "registry-alias", "--env", "staging", uri=False)
     assert unset.returncode == 0 and "MLFLOW_TRACKING_URI is not set" in unset.stdout and alias("staging") == "2"
 

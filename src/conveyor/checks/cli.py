@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor.checks import BLOCKING, CHECKS
+from conveyor.checks import BLOCKING, CHECKS, REMEASURED
 from conveyor.paths import GATE_SUMMARY, GATE_TABLE, REPORTS
 
 if TYPE_CHECKING:
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 def clear_previous(check: str, reports: Path = REPORTS) -> None:
     """Before a check runs: remove its previous report and the artifacts that report lists (inside reports/ only),
     and the gate's verdict, which judged that previous report. A check that then stops leaves no result claiming
-    to be this run's."""
+    to be this run's. A re-measured check (latency) leaves the gate's verdict: it runs on every `dvc repro`, and
+    the gate runs again whenever its verdict file changes."""
     previous = reports / f"{check}.json"
     if previous.is_file():
         try:
@@ -35,8 +36,9 @@ def clear_previous(check: str, reports: Path = REPORTS) -> None:
                 else:
                     path.unlink(missing_ok=True)
         previous.unlink()
-    for verdict in (reports / GATE_SUMMARY.name, reports / GATE_TABLE.name):
-        verdict.unlink(missing_ok=True)
+    if check not in REMEASURED:
+        for verdict in (reports / GATE_SUMMARY.name, reports / GATE_TABLE.name):
+            verdict.unlink(missing_ok=True)
 
 
 def _runner(check: str) -> Run:

@@ -33,12 +33,12 @@ from conveyor import bundle
 from conveyor.checks import holdout
 from conveyor.checks.result import CheckResult
 from conveyor.config import Settings
-from conveyor.paths import REPORTS, TRAINED_MODEL
+from conveyor.paths import LATENCY_VERDICT, REPORTS, TRAINED_MODEL
 from conveyor.serve import loading
 from conveyor.serve.reference import PipelinePredictor, Record
 
 CHECK = "latency"
-VERDICT_FILE = "latency.verdict.json"
+VERDICT_FILE = LATENCY_VERDICT.name
 ROUNDS = 5
 ROUND_CALLS = 100  # one-record calls per round
 ROUND_CPU_SECONDS = 1.0  # a round of a slow model stops after this much CPU (at least MIN_ROUND_CALLS calls)
@@ -176,5 +176,7 @@ def write_verdict(result: CheckResult, reports: Path = REPORTS) -> Path:
     predictor does, not with every re-measured figure, so a re-measurement that agrees leaves the gate alone."""
     target = reports / VERDICT_FILE
     verdict = {"check": CHECK, "passed": result.passed, "predictor": result.metrics["predictor"]}
-    target.write_text(json.dumps(verdict, sort_keys=True) + "\n")
+    text = json.dumps(verdict, sort_keys=True) + "\n"
+    if not target.is_file() or target.read_text() != text:  # the same verdict keeps its time: the gate judged it
+        target.write_text(text)
     return target

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from conveyor import bundle, provenance
-from conveyor.checks import BLOCKING, CHECKS, MODEL_CHECKS
+from conveyor.checks import BLOCKING, CHECKS, MODEL_CHECKS, REMEASURED
 from conveyor.checks.result import CheckResult
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
 from conveyor.gate import publish
 from conveyor.gate.report import markdown
-from conveyor.paths import GATE_SUMMARY, GATE_TABLE, REPORTS, TRAIN_INFO, TRAINED_MODEL
+from conveyor.paths import GATE_SUMMARY, GATE_TABLE, LATENCY_VERDICT, REPORTS, TRAIN_INFO, TRAINED_MODEL
 
 
 def collect(reports: Path = REPORTS, trained_at: float | None = None) -> list[CheckResult]:
@@ -65,11 +65,13 @@ def run(settings: Settings) -> bool:
 
 
 def _current_verdict(reports: Path, train_info: Path) -> bool:
-    """gate.json and gate.md exist and are newer than every report and the training record they judged."""
+    """gate.json and gate.md exist and are newer than every report and the training record they judged (for a
+    re-measured check, its verdict file: a new measurement that agrees does not make the verdict stale)."""
     summary, table = reports / GATE_SUMMARY.name, reports / GATE_TABLE.name
     if not (summary.is_file() and table.is_file()):
         return False
-    inputs = [reports / f"{check}.json" for check in CHECKS] + [train_info]
+    inputs = [reports / f"{check}.json" for check in CHECKS if check not in REMEASURED] + [train_info]
+    inputs.append(reports / LATENCY_VERDICT.name)
     return all(summary.stat().st_mtime >= p.stat().st_mtime for p in inputs if p.exists())
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from conveyor.checks import CHECKS
 from conveyor.checks.result import CheckResult
 from conveyor.ci import argocd, github
 from conveyor.errors import ConveyorError
@@ -214,7 +215,7 @@ def test_a_verdict_from_an_earlier_run_never_stands_for_a_run_stopped_at_quality
     verdict, table = github.gate_report(reports)
     assert table.startswith("### Conveyor run stopped at quality: the gate did not judge it, nothing registered")
     assert "**quality**: row count = 10 < 1000" in table and "passed" not in table.splitlines()[0]
-    assert verdict["checks"] == dict.fromkeys(("quality", "drift", "evaluate", "fairness", "latency"), False)
+    assert verdict["checks"] == dict.fromkeys(CHECKS, False)
     assert "drift: drift did not run: the run stopped at quality" in verdict["failures"]
 
 
