@@ -102,7 +102,7 @@ def run(settings: Settings) -> int:
         others.extend(found[1])
         components.update(render_components(root, first))
         count = sum(len(s.docs) for s in [*rendered.values(), *others])
-        extra = f", {len(components)} components on {first}" if components else ""
+        extra = f", {len(components)} component{'s' * (len(components) != 1)} on {first}" if components else ""
         return [], f"{len(rendered)} overlays, argocd/ and k8s/argo-workflows rendered: {count} objects{extra}"
 
     failures = _stage("kustomize", render)
