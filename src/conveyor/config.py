@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from conveyor.errors import ConveyorError
 
@@ -427,6 +437,14 @@ class SecretKey(_Strict):
     optional: bool = False
 
 
+class GitCredentials(_Strict):
+    """The checkout's https user name and token, read from a Kubernetes Secret in the pod; no value is in git."""
+
+    secret: str = Field(pattern=K8S_NAME)
+    username_key: str = Field("username", pattern=r"^[-._a-zA-Z0-9]+$")
+    password_key: str = Field("token", pattern=r"^[-._a-zA-Z0-9]+$")
+
+
 class Workspace(_Strict):
     size: str = Field(pattern=K8S_BYTES)
     access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]
@@ -453,6 +471,26 @@ class ArgoSettings(_Strict):
     cron_workflow: Literal["suspended", "active"] = "suspended"
     defaults: TaskResources
     tasks: dict[str, TaskOverride] = {}
+    git_credentials: GitCredentials | None = None  # null: the repository is cloned anonymously
+    image_pull_secret: str | None = Field(None, pattern=K8S_NAME)  # null: the image is pulled anonymously
+
+    @field_validator("repository")
+    @classmethod
+    def _no_credentials_in_url(cls, repository: str) -> str:
+        if re.match(r"^https://[^/@]*@", repository):
+            raise ValueError(
+                "expected no user or token in the URL, which git and the workflow's logs would show; "
+                "use argo.git_credentials"
+            )
+        return repository
+
+    @field_validator("git_credentials")
+    @classmethod
+    def _https_only(cls, credentials: GitCredentials | None, info: ValidationInfo) -> GitCredentials | None:
+        repository = info.data.get("repository")
+        if credentials is not None and repository is not None and not repository.startswith("https://"):
+            raise ValueError(f"expected an https:// argo.repository for a user name and token, not {repository!r}")
+        return credentials
 
     @field_validator("secrets")
     @classmethod

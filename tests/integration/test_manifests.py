@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conveyor.config import Settings, load_settings
 from conveyor.errors import ConveyorError
@@ -21,7 +22,10 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
-COPIED = ("params.yaml", "Dockerfile", ".checkov.yaml", "k8s/base", "k8s/overlays", "k8s/argo-workflows", "argocd")
+COPIED = (
+    "params.yaml", "Dockerfile", ".checkov.yaml", "k8s/base", "k8s/overlays", "k8s/components", "k8s/argo-workflows",
+    "argocd",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -48,12 +52,15 @@ def problems(root: Path, settings: Settings | None = None) -> list[str]:
     """Every failure of the fast stages (all but checkov) on the folder."""
     settings = settings or load_settings(root / "params.yaml")
     rendered, others = check.render_all(root, settings.deploy.environments)
-    sources = [*rendered.values(), *others]
+    first = settings.deploy.environments[0]
+    components = check.render_components(root, first)
+    sources = [*rendered.values(), *others, *components.values()]
     found = validate.validate_core(sources)
     folder, _ = validate.schema_dir(ROOT)
     if folder is not None:
         found += validate.validate_crds(sources, folder)[0]
     found += [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
+    found += [f for src in components.values() for f in contract.app(src, settings, first, root)]
     found += contract.argocd([d for s in others for d in s.docs], check.synced_trees(rendered, others), settings)
     return found + contract.dockerfile(root / "Dockerfile", settings)
 
@@ -68,6 +75,42 @@ def test_schemas_are_there_to_check_against() -> None:
     if folder is None:
         pytest.skip(f"no CRD schema folder: set {validate.SCHEMA_ENV}")
     assert (folder / "argoproj.io" / "rollout_v1alpha1.json").is_file()
+
+
+PRIVATE_REGISTRY = "k8s/components/private-registry"
+
+
+def _service_account(docs: list[dict]) -> dict:  # type: ignore[type-arg]
+    return next(d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "conveyor")
+
+
+def test_the_private_registry_component_is_opt_in_and_checked_where_no_overlay_enables_it(repo: Path) -> None:
+    """Off in the repository's overlays (a missing Secret would stop every pull); rendered on staging by the check."""
+    rendered, _ = check.render_all(repo, ["staging", "production"])
+    for env, source in rendered.items():
+        assert "imagePullSecrets" not in _service_account(source.docs), env
+    components = check.render_components(repo, "staging")
+    assert list(components) == [PRIVATE_REGISTRY]
+    account = _service_account(components[PRIVATE_REGISTRY].docs)
+    assert account["imagePullSecrets"] == [{"name": "conveyor-registry"}]
+    assert account["metadata"]["namespace"] == "conveyor-staging"
+    pods = [d for d in components[PRIVATE_REGISTRY].docs if d["kind"] in {"Deployment", "Job", "AnalysisTemplate"}]
+    assert pods and all("serviceAccountName: conveyor\n" in yaml.safe_dump(d) for d in pods)  # every pod pulls with it
+
+    edit(repo / PRIVATE_REGISTRY / "kustomization.yaml", "path: /imagePullSecrets", "path: /imagePullSecret")
+    assert any("imagePullSecret" in p for p in problems(repo)), "a broken component fails the check"
+
+
+def test_an_overlay_that_enables_the_private_registry_component_passes(repo: Path) -> None:
+    edit(
+        repo / "k8s/overlays/production/kustomization.yaml",
+        "  - release\n",
+        "  - release\n  - ../../components/private-registry\n",
+    )
+    assert problems(repo) == []
+    rendered, _ = check.render_all(repo, ["staging", "production"])
+    assert _service_account(rendered["production"].docs)["imagePullSecrets"] == [{"name": "conveyor-registry"}]
+    assert "imagePullSecrets" not in _service_account(rendered["staging"].docs)
 
 
 MUTATIONS: dict[str, tuple[str, str, str, str]] = {

@@ -45,10 +45,25 @@ rm -rf {dir}
 git init --quiet {dir}
 cd {dir}
 git remote add origin "$REPOSITORY"
-git fetch --quiet --depth 1 origin "$REVISION"
+{fetch}
 git checkout --quiet --detach FETCH_HEAD
 conveyor ci data pull
 """
+FETCH = 'git fetch --quiet --depth 1 origin "$REVISION"'
+# A private repository: git asks this helper for the user name and token, which it reads from the environment
+# (secretKeyRefs of argo.git_credentials). Given with -c for the one fetch, so nothing is written to .git/config;
+# the URL stays as argo.repository names it, and the values are in no argument, URL or log line. The empty helper
+# first clears any helper the image configures, so the token is stored nowhere.
+GIT_USERNAME = "CONVEYOR_GIT_USERNAME"
+GIT_PASSWORD = "CONVEYOR_GIT_PASSWORD"  # noqa: S105 - the variable's name, not a value
+CREDENTIAL_HELPER = (
+    f'!f() {{ test "$1" != get || printf "username=%s\\npassword=%s\\n" "${GIT_USERNAME}" "${GIT_PASSWORD}"; }}; f'
+)
+PRIVATE_FETCH = (
+    f"GIT_TERMINAL_PROMPT=0 git -c credential.helper= -c credential.helper={shlex.quote(CREDENTIAL_HELPER)} "
+    'fetch --quiet --depth 1 origin "$REVISION"\n'
+    f"unset {GIT_USERNAME} {GIT_PASSWORD}"
+)
 
 
 def task_name(stage: str) -> str:
@@ -121,13 +136,23 @@ def _container(settings: ArgoSettings, name: str, script: str, working_dir: str,
 
 def _checkout(settings: ArgoSettings) -> Any:
     """The revision's code, then its data as the GitHub runner gets it (`conveyor ci data pull`)."""
-    script = CHECKOUT_SCRIPT.format(dir=shlex.quote(posixpath.basename(CHECKOUT_DIR)))
+    from hera.workflows import SecretEnv
+
+    credentials = settings.git_credentials
+    script = CHECKOUT_SCRIPT.format(
+        dir=shlex.quote(posixpath.basename(CHECKOUT_DIR)), fetch=FETCH if credentials is None else PRIVATE_FETCH
+    )
     env = _env(
         settings,
         REPOSITORY=settings.repository,
         REVISION=f"{{{{workflow.parameters.{REVISION}}}}}",
         PYTHONPATH=f"{CHECKOUT_DIR}/{SOURCE_DIR}",
     )
+    if credentials is not None:  # the checkout's only: the stages run the repository's code and need no token
+        env += [
+            SecretEnv(name=GIT_USERNAME, secret_name=credentials.secret, secret_key=credentials.username_key),
+            SecretEnv(name=GIT_PASSWORD, secret_name=credentials.secret, secret_key=credentials.password_key),
+        ]
     return _container(settings, CHECKOUT, script, WORKSPACE, env)
 
 
@@ -188,6 +213,7 @@ def workflow_template(settings: Settings, stages: list[Stage]) -> dict[str, Any]
         entrypoint=ENTRYPOINT,
         arguments=[Parameter(name=REVISION, value=argo.revision)],
         service_account_name=NAME,
+        image_pull_secrets=[argo.image_pull_secret] if argo.image_pull_secret else None,
         security_context=m.PodSecurityContext(
             run_as_non_root=True,
             run_as_user=RUN_AS,

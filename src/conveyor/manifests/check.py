@@ -3,6 +3,8 @@ the manifests against the serving app and params.yaml. Exits 1 on any failure; p
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,7 @@ from conveyor.manifests import contract, policy, validate
 
 ARGOCD = Path("argocd")
 WORKFLOWS = policy.WORKFLOWS
+COMPONENTS = Path("k8s/components")  # opt-in kustomize Components a fork enables in its overlays
 
 
 def _stage(name: str, run: Callable[[], tuple[list[str], str]]) -> list[str]:
@@ -58,6 +61,25 @@ def render_all(root: Path, environments: list[str]) -> tuple[dict[str, validate.
     return rendered, others
 
 
+def render_components(root: Path, environment: str) -> dict[str, validate.Source]:
+    """Each opt-in Component of k8s/components rendered on top of the environment's overlay, as a fork enables it,
+    so that one no overlay enables yet is checked too. Keyed by the component's folder."""
+    rendered = {}
+    folders = sorted(p.parent for p in (root / COMPONENTS).glob("*/kustomization.yaml"))
+    for folder in folders:
+        with tempfile.TemporaryDirectory() as scratch:  # kustomize takes no absolute paths: relative ones from here
+            overlay = os.path.relpath(root / OVERLAYS / environment, scratch)
+            component = os.path.relpath(folder, scratch)
+            (Path(scratch) / "kustomization.yaml").write_text(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                f"resources: [{overlay}]\ncomponents: [{component}]\n"
+            )
+            source = validate.kustomize(Path(scratch))
+        name = f"{folder.relative_to(root).as_posix()} on {OVERLAYS / environment}"
+        rendered[folder.relative_to(root).as_posix()] = validate.Source(name, source.docs)
+    return rendered
+
+
 def synced_trees(rendered: dict[str, validate.Source], others: list[validate.Source]) -> dict[str, list[validate.Doc]]:
     """What each path an Application may sync renders, keyed as the Application names it (source.path)."""
     trees = {str(OVERLAYS / env): source.docs for env, source in rendered.items()}
@@ -71,19 +93,23 @@ def run(settings: Settings) -> int:
     start = time.perf_counter()
     rendered: dict[str, validate.Source] = {}
     others: list[validate.Source] = []
+    components: dict[str, validate.Source] = {}
+    first = settings.deploy.environments[0]
 
     def render() -> tuple[list[str], str]:
         found = render_all(root, settings.deploy.environments)
         rendered.update(found[0])
         others.extend(found[1])
+        components.update(render_components(root, first))
         count = sum(len(s.docs) for s in [*rendered.values(), *others])
-        return [], f"{len(rendered)} overlays, argocd/ and k8s/argo-workflows rendered: {count} objects"
+        extra = f", {len(components)} component{'s' * (len(components) != 1)} on {first}" if components else ""
+        return [], f"{len(rendered)} overlays, argocd/ and k8s/argo-workflows rendered: {count} objects{extra}"
 
     failures = _stage("kustomize", render)
     if failures:
         print("manifests check: FAILED: nothing renders, so nothing else was checked")
         return 1
-    sources = [*rendered.values(), *others]
+    sources = [*rendered.values(), *others, *components.values()]
 
     def core() -> tuple[list[str], str]:
         checked = sum(1 for s in sources for d in s.docs if validate.is_core(d))
@@ -91,6 +117,7 @@ def run(settings: Settings) -> int:
 
     def app() -> tuple[list[str], str]:
         found = [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
+        found += [f for src in components.values() for f in contract.app(src, settings, first, root)]
         found += contract.argocd([d for s in others for d in s.docs], synced_trees(rendered, others), settings)
         found += contract.dockerfile(root / policy.DOCKERFILE, settings)
         found += contract.model_name(root, settings)

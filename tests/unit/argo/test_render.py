@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -143,6 +145,116 @@ def test_secrets_come_from_secret_key_refs_and_pods_run_as_the_images_user(proje
         assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
         assert context["capabilities"] == {"drop": ["ALL"]}
     assert "MLFLOW_TRACKING_URI" in settings.argo.secrets
+
+
+PRIVATE = {"secret": "conveyor-git", "username_key": "username", "password_key": "token"}
+
+
+def _private(project: Path, **argo: Any) -> dict[str, dict[str, Any]]:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["argo"].update(argo)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return rendered(project)
+
+
+def _crd_errors(doc: dict[str, Any]) -> list[str]:
+    folder, _ = validate.schema_dir(ROOT)
+    if folder is None:
+        pytest.skip(f"no CRD schema folder: set {validate.SCHEMA_ENV} (CI sets ../shared/schemas)")
+    schema = json.loads((folder / "argoproj.io" / SCHEMAS[doc["kind"]]).read_text())
+    checker = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)(schema)
+    return [e.message for e in checker.iter_errors(doc)]
+
+
+def test_a_public_repository_and_image_need_no_credentials(project: Path) -> None:
+    settings = load_settings(project / "params.yaml")
+    assert settings.argo.git_credentials is None and settings.argo.image_pull_secret is None
+    template = rendered(project)[f"WorkflowTemplate/{render.NAME}"]
+    assert "imagePullSecrets" not in template["spec"]
+    for name, body in containers(template).items():
+        names = {e["name"] for e in body["container"]["env"]}
+        assert not names & {render.GIT_USERNAME, render.GIT_PASSWORD}, name
+    script = containers(template)[render.CHECKOUT]["container"]["args"][0]
+    assert "credential" not in script and render.FETCH in script.splitlines()
+
+
+def test_a_private_repository_is_fetched_with_the_secrets_user_and_token(project: Path) -> None:
+    """The checkout alone gets the Secret's keys as secretKeyRefs; git reads them through a credential helper given
+    for the one fetch, so the URL, the arguments, .git/config and the rendered YAML hold no value."""
+    docs = _private(project, git_credentials=PRIVATE)
+    template = docs[f"WorkflowTemplate/{render.NAME}"]
+    assert _crd_errors(template) == []
+    checkout = containers(template)[render.CHECKOUT]["container"]
+    env = {e["name"]: e for e in checkout["env"]}
+    assert env[render.GIT_USERNAME] == {
+        "name": render.GIT_USERNAME,
+        "valueFrom": {"secretKeyRef": {"name": "conveyor-git", "key": "username"}},
+    }
+    assert env[render.GIT_PASSWORD] == {
+        "name": render.GIT_PASSWORD,
+        "valueFrom": {"secretKeyRef": {"name": "conveyor-git", "key": "token"}},
+    }
+    assert env["REPOSITORY"]["value"] == load_settings(project / "params.yaml").argo.repository
+    assert "@" not in env["REPOSITORY"]["value"]
+    for name, body in containers(template).items():
+        if name != render.CHECKOUT:
+            names = {e["name"] for e in body["container"]["env"]}
+            assert not names & {render.GIT_USERNAME, render.GIT_PASSWORD}, f"{name} runs with the git token"
+
+    # The rendered line, run by sh as in the pod, with `credential fill` in place of the fetch: what git gets.
+    script = checkout["args"][0]
+    line = next(x for x in script.splitlines() if "credential.helper" in x)
+    assert line.endswith(render.FETCH.removeprefix("git "))
+    fill = line.removesuffix(render.FETCH.removeprefix("git ")) + "credential fill"
+    secret = {render.GIT_USERNAME: "conveyor-bot", render.GIT_PASSWORD: "ghp_not-a-real-token"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", fill],
+        input="protocol=https\nhost=github.com\npath=conveyor-org/conveyor.git\n\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        env={"PATH": os.environ["PATH"], "HOME": str(project), "GIT_CONFIG_NOSYSTEM": "1"} | secret,
+    )
+    assert "username=conveyor-bot\npassword=ghp_not-a-real-token\n" in done.stdout
+    assert "ghp_not-a-real-token" not in done.stderr
+    assert f"unset {render.GIT_USERNAME} {render.GIT_PASSWORD}" in script.split(line, 1)[1].split("conveyor ci")[0]
+    assert all("ghp_" not in text for text in render.render(load_settings(project / "params.yaml"), project).values())
+
+
+def test_a_private_image_is_pulled_with_the_named_secret(project: Path) -> None:
+    docs = _private(project, image_pull_secret="conveyor-registry")
+    template = docs[f"WorkflowTemplate/{render.NAME}"]
+    assert template["spec"]["imagePullSecrets"] == [{"name": "conveyor-registry"}]
+    assert _crd_errors(template) == []
+    cron = docs[f"CronWorkflow/{render.NAME}"]
+    assert cron["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == render.NAME  # the template's pull secret
+
+
+@pytest.mark.parametrize(
+    ("argo", "message"),
+    [
+        (
+            {"git_credentials": PRIVATE, "repository": "git@github.com:conveyor-org/conveyor.git"},
+            r"argo\.git_credentials = \{secret: conveyor-git, username_key: username, password_key: token\} is "
+            r"invalid: expected an https:// argo\.repository for a user name and token, not 'git@github\.com:",
+        ),
+        (
+            {"repository": "https://bot:ghp_abc@github.com/conveyor-org/conveyor.git"},
+            r"argo\.repository = 'https://bot:ghp_abc@.*' is invalid: expected no user or token in the URL, which "
+            r"git and the workflow's logs would show; use argo\.git_credentials\.$",
+        ),
+        ({"git_credentials": PRIVATE | {"token_key": "x"}}, r"unknown key 'argo\.git_credentials\.token_key'"),
+        ({"git_credentials": {"username_key": "u"}}, r"required field 'argo\.git_credentials\.secret' is missing"),
+        ({"image_pull_secret": "GHCR_Pull"}, r"argo\.image_pull_secret = 'GHCR_Pull' is invalid: string should match"),
+    ],
+)
+def test_private_repository_settings_are_checked_in_one_sentence(
+    project: Path, argo: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConveyorError, match=message) as raised:
+        _private(project, **argo)
+    assert "\n" not in str(raised.value)
 
 
 def test_the_gate_task_hands_its_report_back_as_output_parameters(project: Path) -> None:
