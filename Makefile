@@ -18,7 +18,7 @@ PHASE := scripts/ci/phase.sh
 # pytest on every core, at most 4 (pytest-xdist). loadgroup keeps the tests that share a module-scoped build or
 # run (the image, the act runs) on one worker; the session's expensive fixtures are built once across workers
 # (tests/conftest.py).
-PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
+PYTEST_WORKERS ?= $(shell n=$$(nproc --all 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: install run data test check lint unit integration serve bench bench-serve soak clean manifests-check workflows-check prometheus
@@ -86,7 +86,8 @@ test:
 	@$(PHASE) reset
 	@$(PHASE) "set-up (side by side)" $(MAKE) --no-print-directory -j4 --output-sync=target \
 		setup-install setup-podman setup-data setup-checkov
-	@$(PHASE) "static checks beside pytest" $(MAKE) --no-print-directory -j2 static-checks suite
+	@$(PHASE) "static checks beside pytest" $(MAKE) --no-print-directory -j2 static-checks suite \
+		PYTEST_WORKERS=$(PYTEST_WORKERS)
 	@$(PHASE) summary
 
 # The static checks, their output kept whole (printed when they end, a few seconds into pytest); `make test` runs
