@@ -9,15 +9,12 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 UV_PIN = $(shell grep -m1 '^uv==' requirements.txt)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-# Bytecode is written when a module is first imported, and kept: a few thousand modules, instead of compiling all
-# of site-packages at install (about 20 s of a 26 s warm install). Where the environment sets
-# PYTHONDONTWRITEBYTECODE, every process would otherwise compile what it imports afresh.
-unexport PYTHONDONTWRITEBYTECODE
 # Times a phase: `$(PHASE) NAME COMMAND...`; `make test` and `make check` print every phase's time at the end.
 PHASE := scripts/ci/phase.sh
 # pytest on every core, at most 4 (pytest-xdist). loadgroup keeps the tests that share a module-scoped build or
 # run (the image, the act runs) on one worker; the session's expensive fixtures are built once across workers
 # (tests/conftest.py).
+# nproc --all: plain nproc reports 1 wherever OMP_NUM_THREADS=1 is already set.
 PYTEST_WORKERS ?= $(shell n=$$(nproc --all 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
@@ -28,13 +25,13 @@ install: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(UV_PIN)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e .
 	touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(BIN)/uv pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	touch $@
 
 # Render k8s/ and argocd/, validate every object, checkov, and cross-check against the serving app.
@@ -77,29 +74,18 @@ integration: install $(CHECKOV_STAMP)
 	pytest $(PYTEST_PARALLEL) --durations=25 tests/integration
 
 # The whole suite, as CI runs it (.ci/run). One OpenMP thread per process: on a shared 2-core runner, spinning
-# OpenMP workers stall model fits for seconds. The set-up steps run side by side (the apt installs beside the
-# Python installs; --output-sync keeps each step's output whole), then the static checks beside pytest on every
-# core with the 25 slowest tests listed; each phase's time is printed as it ends and again at the end. Any
-# failure fails the run.
+# OpenMP workers stall model fits for seconds. The set-up steps run side by side (the podman set-up beside the
+# Python installs; --output-sync keeps each step's output whole), then the static checks, then pytest on every
+# core with the 25 slowest tests listed; each phase's time is printed as it ends and again at the end.
 test: export OMP_NUM_THREADS := 1
 test:
 	@$(PHASE) reset
 	@$(PHASE) "set-up (side by side)" $(MAKE) --no-print-directory -j4 --output-sync=target \
 		setup-install setup-podman setup-data setup-checkov
-	@$(PHASE) "static checks beside pytest" $(MAKE) --no-print-directory -j2 static-checks suite \
-		PYTEST_WORKERS=$(PYTEST_WORKERS)
+	@$(PHASE) "static checks" $(MAKE) --no-print-directory -j2 --output-sync=target \
+		lint manifests-check workflows-check
+	@$(PHASE) pytest pytest $(PYTEST_PARALLEL) --durations=25
 	@$(PHASE) summary
-
-# The static checks, their output kept whole (printed when they end, a few seconds into pytest); `make test` runs
-# them beside pytest, whose output streams.
-.PHONY: static-checks suite
-static-checks:
-	@mkdir -p build
-	@$(PHASE) "  static checks" $(MAKE) --no-print-directory -j2 --output-sync=target \
-		lint manifests-check workflows-check >build/static-checks.log 2>&1; status=$$?; \
-		cat build/static-checks.log; exit $$status
-suite:
-	@$(PHASE) "  pytest" pytest $(PYTEST_PARALLEL) --durations=25
 
 # The quick inner loop (no data fetch, podman or integration tests): the static checks and the unit tests.
 check: export OMP_NUM_THREADS := 1

@@ -13,7 +13,7 @@ import yaml
 
 from conveyor import bundle
 from conveyor.checks import latency
-from conveyor.config import load_settings
+from conveyor.config import human, load_settings
 from conveyor.data import frames
 from conveyor.paths import TRAINED_MODEL
 from conveyor.training import model
@@ -77,7 +77,9 @@ def test_a_model_that_burns_cpu_on_the_fallback_fails_and_says_it_left_the_fast_
     assert m["single_cpu_p99_ms"] >= 3.0  # at least the CPU it burns per call
     assert "reference" not in m  # the fallback is the reference: measured once
     limit = settings.gates.latency.single_cpu_p99_ms.max
-    assert f"single-record p99 = {m['single_cpu_p99_ms']:.3f} ms > {limit:g} ms" in result.failures
+    digits = settings.gates.latency.single_cpu_p99_ms.digits
+    sentence = f"single-record p99 = {human(m['single_cpu_p99_ms'], digits)} ms > {limit:g} ms"  # 12.61, not 12.610
+    assert sentence in result.failures, result.failures
     assert any(
         f.startswith("the model left the fast serving path: BusyClassifier is served by the scikit-learn Pipeline")
         for f in result.failures
