@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conveyor.checks import behaviour
-from conveyor.config import Settings, load_settings
+from conveyor.config import Settings, human, load_settings
 from conveyor.decision import Decision
 from conveyor.errors import ConveyorError
 from tests.factories import synthetic
@@ -44,7 +44,8 @@ def test_a_model_that_reads_an_invariant_feature_fails(settings: Settings, rows:
     result = behaviour.assess(settings, ReadsCountry(), PLAIN, rows)
     shift = result.metrics["invariance"]["native_country"]["mean_shift"]
     assert not result.passed
-    assert f"mean probability shift (native_country) = {shift:.3f} > 0.03" in result.failures
+    shown = human(shift, settings.gates.behaviour.invariance_shift.digits)
+    assert f"mean probability shift (native_country) = {shown} > 0.03" in result.failures, result.failures
 
 
 def test_a_model_going_against_a_declared_direction_fails(settings: Settings, rows: pd.DataFrame) -> None:
