@@ -26,6 +26,8 @@ APP_PREFIX = "conveyor-"
 
 @dataclass(frozen=True)
 class Server:
+    """The Argo CD API at ARGOCD_SERVER, called with the token in ARGOCD_AUTH_TOKEN."""
+
     url: str
     token: str
 

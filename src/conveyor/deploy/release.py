@@ -30,6 +30,9 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Release:
+    """What an environment runs: the image pinned by digest (its tag names the model version) and the gate
+    report that let it through."""
+
     image: ImageRef
     gate_report: str
 
