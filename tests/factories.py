@@ -29,6 +29,14 @@ def synthetic(settings: Settings, rows: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def csv_with_bad_cells(settings: Settings, rows: int, column: str, cells: list[int], value: str) -> None:
+    """data/ in the working directory with `rows` synthetic rows, `value` (not a number) in `cells` of `column`."""
+    Path("data").mkdir()
+    frame = synthetic(settings, rows).astype(str)
+    frame.loc[cells, column] = value
+    frame.to_csv(settings.data.path, index=False)
+
+
 def trained_project(root: Path, data: pd.DataFrame) -> Settings:
     """A project in `root`: the repository's params.yaml with a quick model (10 boosting rounds), `data` as the
     training pool, and a model fitted on its training split saved in artifacts/model as `conveyor train` saves

@@ -11,7 +11,7 @@ from conveyor.data import frames
 from conveyor.errors import ConveyorError
 from conveyor.paths import TRAINED_MODEL
 from conveyor.training import fit, model
-from tests.factories import synthetic
+from tests.factories import csv_with_bad_cells
 
 
 def _with_model(settings: Settings, **update) -> Settings:
@@ -72,11 +72,8 @@ def test_text_in_a_numeric_column_stops_training_before_the_fit(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("data").mkdir()
-    frame = synthetic(settings, 200).astype(str)
     name = settings.data.numeric[-1]
-    frame.loc[[3, 7], name] = "n/a"
-    frame.to_csv(settings.data.path, index=False)
+    csv_with_bad_cells(settings, 200, name, [3, 7], "n/a")
     monkeypatch.setattr(model, "build_pipeline", _never)
     monkeypatch.setattr(model, "check_trusted_types", lambda s: None)
     with pytest.raises(ConveyorError, match=rf"^data.features.{name}: 2 of 200 values are not numbers \(e.g. 'n/a'\)"):
