@@ -1,0 +1,1 @@
+"""Live drift, performance and fairness from the prediction log and feedback: `conveyor monitor`."""
