@@ -402,6 +402,18 @@ class DeploySettings(_Strict):
     healthy_poll_s: float = Field(10, gt=0)
 
 
+class MonitoringSettings(_Strict):
+    """Alerting (k8s/monitoring): the availability SLO and the live figures' thresholds. The latency SLO is
+    deploy.canary.max_p95_latency_ms, the AUC floor is what `conveyor monitor` exports: not repeated here."""
+
+    availability_slo: float = Field(gt=0, lt=1)
+    slo_period: str = Field(pattern=r"^[1-9][0-9]*d$")
+    max_log_drop_ratio: float = Field(ge=0, le=1)
+    max_score_shift: float = Field(gt=0, le=1)
+    monitor_stale_after: str = Field(pattern=DURATION)
+    version_mismatch_for: str = Field(pattern=DURATION)
+
+
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 K8S_CPU = r"^\d+(\.\d+)?m?$"
 K8S_BYTES = r"^\d+(Ki|Mi|Gi|Ti)$"
@@ -515,6 +527,7 @@ class Settings(_Strict):
     gates: Gates
     serve: ServeSettings
     deploy: DeploySettings
+    monitoring: MonitoringSettings
     argo: ArgoSettings
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from conveyor.config import Settings
 from conveyor.deploy.release import OVERLAYS
 from conveyor.errors import ConveyorError
-from conveyor.manifests import contract, policy, validate
+from conveyor.manifests import contract, policy, rules, validate
 
 ARGOCD = Path("argocd")
 WORKFLOWS = policy.WORKFLOWS
@@ -105,6 +105,10 @@ def run(settings: Settings) -> int:
         extra = f", {len(components)} component{'s' * (len(components) != 1)} on {first}" if components else ""
         return [], f"{len(rendered)} overlays, argocd/ and k8s/argo-workflows rendered: {count} objects{extra}"
 
+    def alert_rules() -> tuple[list[str], str]:
+        found = rules.check(root, settings)
+        return found, f"{len(rules.expected(root, settings))} rule files against params.yaml"
+
     failures = _stage("kustomize", render)
     if failures:
         print("manifests check: FAILED: nothing renders, so nothing else was checked")
@@ -127,6 +131,7 @@ def run(settings: Settings) -> int:
         found, counts = policy.scan(root)
         return found, ", ".join(f"{n} {k}" for k, n in counts.items())
 
+    failures += _stage("alert rules", alert_rules)
     failures += _stage("kubernetes-validate", core)
     failures += _crd_stage(root, sources)
     failures += _stage("app contract", app)
