@@ -19,6 +19,7 @@ PYTEST_WORKERS ?= $(shell n=$$(nproc --all 2>/dev/null || echo 1); echo $$(( n >
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: install run data test check lint unit integration serve bench bench-serve soak clean manifests-check workflows-check prometheus
+.PHONY: rules promtool-test stack stack-down
 
 install: $(STAMP)
 
@@ -38,9 +39,26 @@ $(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
 manifests-check: install $(CHECKOV_STAMP)
 	conveyor manifests check
 
-# Debian's prometheus, for the canary analysis test (it skips, saying so, without the binary).
+# Debian's prometheus and promtool, for the canary analysis, alert-rule and dashboard tests (they skip, saying so,
+# without the binaries) and `make stack`.
 prometheus:
 	scripts/ci/setup-prometheus.sh
+
+# The alert rules (k8s/monitoring/rules/<env>, stack/rules.yml) written from params.yaml; `promtool-test` runs their
+# promtool unit tests (k8s/monitoring/tests) on the rendered overlays, as `make test` does.
+rules: install
+	conveyor manifests rules
+
+promtool-test: install prometheus
+	pytest -q tests/integration/test_alert_rules.py
+
+# The local stack as processes on loopback, no containers: MLflow (sqlite), the API on models/, Prometheus with the
+# alert rules (docs/monitoring.md, "Local stack"). A second `make stack` says it is running; stack-down stops it all.
+stack: install prometheus
+	stack/stack.sh up
+
+stack-down:
+	stack/stack.sh down
 
 # The workflows and the act stubs: syntax and expressions with shellcheck, security, and the schemas.
 workflows-check: install

@@ -1,6 +1,6 @@
 """The alert and recording rules, written from params.yaml (`monitoring`, `deploy.canary.max_p95_latency_ms`,
 the repository for the runbook links): one PrometheusRule per environment under k8s/monitoring/rules/<env>/,
-which that environment's overlay includes, and a plain rule file for the local stack (k8s/monitoring/local/).
+which that environment's overlay includes, and a plain rule file for the local stack (stack/rules.yml).
 
 Every selector names the environment's namespace, so that the rules of two environments in one Prometheus never
 evaluate each other's series (each alert carries its `environment`). `conveyor manifests rules` writes the files;
@@ -21,7 +21,7 @@ from conveyor.errors import ConveyorError
 from conveyor.serve import routes
 
 RULES = Path("k8s/monitoring/rules")  # <env>/prometheusrule.yaml
-LOCAL_RULES = Path("k8s/monitoring/local/rules.yml")
+LOCAL_RULES = Path("stack/rules.yml")  # `make stack` and compose.yaml load it
 LOCAL = ("local", "conveyor-local")  # the local stack's environment and the namespace label its scrapes add
 RUNBOOK = "docs/monitoring.md"
 RULE_NAME = "conveyor"
