@@ -81,7 +81,7 @@ lint: install
 	ruff check src tests scripts bench
 	ruff format --check src tests scripts bench
 	hadolint Dockerfile
-	shellcheck scripts/ci/*.sh
+	shellcheck scripts/ci/*.sh stack/stack.sh
 
 unit: export OMP_NUM_THREADS := 1
 unit: install

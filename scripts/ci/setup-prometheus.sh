@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs Debian's prometheus package for the canary analysis test (tests/integration/test_canary_analysis.py),
-# which runs the AnalysisTemplate's own queries against a real Prometheus on loopback. Idempotent: does nothing
-# when a prometheus binary is already on PATH. Needs root (or sudo) and apt.
+# Installs Debian's prometheus package (the server and promtool) for the tests that run a real Prometheus on
+# loopback (the canary analysis, the dashboard's panels, `make stack`) and the alert rules' `promtool test rules`.
+# Idempotent: does nothing when both binaries are already on PATH. Needs root (or sudo) and apt.
 set -euo pipefail
 
-if command -v prometheus >/dev/null 2>&1; then
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
   echo "prometheus: $(prometheus --version 2>&1 | head -n 1)"
   exit 0
 fi
