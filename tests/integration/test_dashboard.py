@@ -166,6 +166,9 @@ def test_every_panel_returns_data(prometheus: str) -> None:
     names = query(prometheus, 'count by (__name__) ({__name__=~"conveyor_.+"})')
     exposed = {r["metric"]["__name__"] for r in names["data"]["result"]}
     assert "conveyor_monitor_drift_share" in exposed and "conveyor_http_requests_total" in exposed, exposed
+    # What counts as a failure below: a query Prometheus refuses, and one that finds nothing.
+    assert query(prometheus, "sum(conveyor_http_requests_total")["status"] == "error"
+    assert query(prometheus, "conveyor_no_such_series")["data"]["result"] == []
     failures, pending = [], []
     for title, expr in targets(json.loads(DASHBOARD.read_text())):
         body = query(prometheus, expr)

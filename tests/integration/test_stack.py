@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from conveyor.config import load_settings
 from conveyor.manifests import rules
+from conveyor.serve import smoke
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -85,8 +88,17 @@ def test_make_stack_starts_everything_and_stack_down_stops_it(serve_bundle: Path
         written = yaml.safe_load((ROOT / rules.LOCAL_RULES).read_text())
         expected = {r.get("alert") or r["record"] for g in written["groups"] for r in g["rules"]}
         assert loaded == expected
-        up = get(prometheus + "/api/v1/query?query=up%7Bjob%3D%22conveyor%22%2Cnamespace%3D%22conveyor-local%22%7D")
-        assert [s["value"][1] for s in up["data"]["result"]] == ["1"]
+        # The rules evaluate the API's real series: its scrape carries the namespace stack/rules.yml selects.
+        smoke.load(f"http://127.0.0.1:{PORTS['api']}", load_settings(ROOT / "params.yaml"), rate=10, duration=3)
+        rate = "conveyor:predict_requests:rate5m"
+        deadline = time.monotonic() + 40
+        while True:
+            found = get(prometheus + "/api/v1/query?" + urllib.parse.urlencode({"query": rate}))["data"]["result"]
+            if found or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert [s["metric"] for s in found] == [{"__name__": rate, "namespace": "conveyor-local"}]
+        assert float(found[0]["value"][1]) > 0
     finally:
         down = make("stack-down", env)
     assert down.returncode == 0, down.stdout + down.stderr
