@@ -107,7 +107,8 @@ def run(settings: Settings) -> int:
 
     def alert_rules() -> tuple[list[str], str]:
         found = rules.check(root, settings)
-        return found, f"{len(rules.expected(root, settings))} rule files against params.yaml"
+        found += [f for env, src in rendered.items() for f in rules.in_overlay(src.docs, settings, env, src.name)]
+        return found, f"{len(rules.expected(root, settings))} rule files against params.yaml, each overlay's own"
 
     failures = _stage("kustomize", render)
     if failures:

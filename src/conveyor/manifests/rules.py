@@ -296,6 +296,17 @@ def check(root: Path, settings: Settings) -> list[str]:
     return failures
 
 
+def in_overlay(docs: list[dict[str, Any]], settings: Settings, environment: str, where: str) -> list[str]:
+    """The environment's rendered overlay carries exactly its own rules, as params.yaml gives them."""
+    found = [d for d in docs if d.get("kind") == "PrometheusRule"]
+    if len(found) != 1:
+        return [f"{where}: expected one PrometheusRule (k8s/monitoring/rules/{environment}), found {len(found)}."]
+    namespace = found[0]["metadata"].get("namespace", "")
+    if found[0].get("spec") != prometheus_rule(settings, Target(environment, namespace))["spec"]:
+        return [f"{where}: the PrometheusRule is not {environment}'s rules for namespace {namespace!r}."]
+    return []
+
+
 def alert_groups(rule: dict[str, Any]) -> dict[str, Any]:
     """A rendered PrometheusRule's groups as a plain Prometheus rule file (what promtool and Prometheus read)."""
     if rule.get("kind") != "PrometheusRule":

@@ -67,6 +67,13 @@ def test_each_overlay_renders_its_own_rules(settings: Settings, environment: str
     assert set(re.findall(r'namespace=\\?"([^"\\]+)', text)) == {namespace}
     assert {a["labels"]["environment"] for a in alerts(rule["spec"]["groups"])} == {environment}
     assert rule["metadata"]["labels"]["conveyor.dev/environment"] == environment
+    assert rules.in_overlay(docs, settings, environment, environment) == []
+    other = "production" if environment == "staging" else "staging"  # another environment's rules do not do
+    assert rules.in_overlay(docs, settings, other, environment) == [
+        f"{environment}: the PrometheusRule is not {other}'s rules for namespace {namespace!r}."
+    ]
+    without = [d for d in docs if d["kind"] != "PrometheusRule"]
+    assert "expected one PrometheusRule" in rules.in_overlay(without, settings, environment, environment)[0]
 
 
 def test_every_alert_has_a_summary_description_and_a_runbook_section(settings: Settings) -> None:
