@@ -1,5 +1,5 @@
 """Every panel of the Grafana dashboard (k8s/monitoring/dashboard/conveyor.json) against a real Prometheus that
-scraped a real `conveyor serve` after real traffic, and the monitor's metrics (tests/fixtures/monitor.prom, served
+scraped a real `conveyor serve` (the pipeline run's bundle) after real traffic, and the monitor's metrics (tests/fixtures/monitor.prom, served
 over HTTP on loopback as the Pushgateway would): each query, template variables substituted, must evaluate without
 an error and return data. Needs Debian's prometheus (`make prometheus`); skips, saying so, without it.
 
@@ -22,7 +22,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ import yaml
 
 from conveyor.config import load_settings
 from conveyor.serve import smoke
-from tests.conftest import CONVEYOR, ROOT, free_port, wait_for
+from tests.conftest import CONVEYOR, ROOT, Project, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -103,13 +102,14 @@ def query(prometheus: str, promql: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(serve_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prometheus on loopback that has scraped the API after some traffic and the monitor's metrics."""
+def prometheus(pipeline_run: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prometheus on loopback that has scraped the API (the bundle the session's pipeline run's gate exported)
+    after some traffic, and the monitor's metrics."""
     if PROMETHEUS is None:
         pytest.skip("no prometheus binary: run `make prometheus` (scripts/ci/setup-prometheus.sh) for this test")
     tmp = tmp_path_factory.mktemp("dashboard")
     port = free_port()
-    env = os.environ | {"MODEL_DIR": str(serve_bundle), "CONVEYOR_PARAMS": str(ROOT / "params.yaml")}
+    env = os.environ | {"MODEL_DIR": str(pipeline_run.root / "models"), "CONVEYOR_PARAMS": str(ROOT / "params.yaml")}
     serve = subprocess.Popen(
         [CONVEYOR, "serve", "--port", str(port)], cwd=tmp, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
