@@ -1,18 +1,22 @@
 """`make stack` starts the local stack as processes on loopback (MLflow on sqlite, `conveyor serve`, the monitor's
 metrics file server, Debian's Prometheus with the alert rules), a second `make stack` finds it running, and
 `make stack-down` leaves no process behind. Needs Debian's prometheus (`make prometheus`); skips, saying so,
-without it. The stack's ports are fixed (stack/stack.sh): the test fails, naming the port, when one is taken."""
+without it. The stack's ports are fixed (stack/stack.sh): test runs on one machine take turns (a lock file in the
+temporary folder), and the test fails, naming the port, when something else holds one."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +59,17 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_make_stack_starts_everything_and_stack_down_stops_it(serve_bundle: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def stack_ports() -> Iterator[None]:
+    """The stack's fixed ports to this test alone among the test runs of this machine (other worktrees' too)."""
+    with (Path(tempfile.gettempdir()) / "conveyor-stack-test.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def test_make_stack_starts_everything_and_stack_down_stops_it(
+    serve_bundle: Path, tmp_path: Path, stack_ports: None
+) -> None:
     if PROMETHEUS is None:
         pytest.skip("no prometheus binary: run `make prometheus` (scripts/ci/setup-prometheus.sh) for this test")
     busy = {name: port for name, port in PORTS.items() if taken(port)}
