@@ -15,9 +15,13 @@ from typing import Any
 
 from conveyor.ci.github import gate_report
 from conveyor.errors import ConveyorError
+from conveyor.gate.report import clip, default_link
 from conveyor.paths import REPORTS
 
 MARKER = "<!-- conveyor-gate -->"
+LIMIT = 65_536  # GitHub refuses a comment longer than this many characters
+PLOTS_PAGE = REPORTS / "plots.html"  # `dvc plots diff` of this branch against main, uploaded with the reports
+PLOTS_TEXT = "ROC/PR/calibration: this branch vs main"
 BASELINE_NAME = "main"
 METRICS = "metrics."
 _IDENTITY = {
@@ -98,9 +102,17 @@ def _number(value: Any) -> str:
 
 
 def render(baseline: Path, run_url: str | None) -> str:
-    """The whole comment body. The marker lets anyone find (and the sticky-comment action replace) it."""
+    """The whole comment body, under GitHub's limit on a comment's length: the gate table gives way first in its
+    warnings and passing rows (never its heading, nor a failure while they fit in three quarters of the limit),
+    then the metrics diff. The marker lets anyone find (and the sticky-comment action replace) it."""
     _, table = gate_report()
-    parts = [MARKER, table.strip(), "", f"#### Metrics against {BASELINE_NAME}", "", metrics_diff(baseline).strip()]
+    plots = default_link()(PLOTS_PAGE.as_posix())
+    tail = [f"[{PLOTS_TEXT}]({plots})"]
     if run_url:
-        parts += ["", f"Reports and the full logs: {run_url}"]
+        tail.append(f"Reports (open `index.html` first) and the full logs: {run_url}")
+    heading = f"#### Metrics against {BASELINE_NAME}"
+    room = LIMIT - len(MARKER) - len(heading) - sum(len(line) + 2 for line in tail) - 16
+    gate = clip(table, room * 3 // 4)
+    diff = clip(metrics_diff(baseline), room - len(gate))
+    parts = [MARKER, gate.strip(), "", heading, "", diff.strip(), "", *tail]
     return "\n".join(parts) + "\n"

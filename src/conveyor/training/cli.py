@@ -15,9 +15,9 @@ def _train(args: argparse.Namespace) -> int:
     from conveyor.training import fit
 
     info = fit.run(load_settings(args.params))
-    print(f"train: run {info['run_id']}")
+    print(f"train: MLflow run {info['run_id']}")
     return 0
 
 
 def add_commands(commands: Commands) -> None:
-    commands.add("train", "fit the model and log it to MLflow", _train)
+    commands.add("train", "fit the model and log it to MLflow", _train, step=True)
