@@ -15,13 +15,11 @@ from typing import Any
 
 from conveyor.ci.github import gate_report
 from conveyor.errors import ConveyorError
-from conveyor.gate.report import clip, default_link
+from conveyor.gate.report import PLOTS_PAGE, PLOTS_TEXT, clip, default_link
 from conveyor.paths import REPORTS
 
 MARKER = "<!-- conveyor-gate -->"
 LIMIT = 65_536  # GitHub refuses a comment longer than this many characters
-PLOTS_PAGE = REPORTS / "plots.html"  # `dvc plots diff` of this branch against main, uploaded with the reports
-PLOTS_TEXT = "ROC/PR/calibration: this branch vs main"
 BASELINE_NAME = "main"
 METRICS = "metrics."
 _IDENTITY = {

@@ -10,12 +10,12 @@ from typing import Any
 
 from conveyor.checks.result import CheckResult
 from conveyor.config import human
-from conveyor.gate.report import NOT_JUDGED, Link, Table, html_table, not_judged
+from conveyor.gate.report import NOT_JUDGED, PLOTS_PAGE, PLOTS_TEXT, Link, Table, html_table, not_judged
 from conveyor.paths import GATE_INDEX, REPORTS
 
 # Pages other steps may add to reports/, linked when present: (file under reports/, what it shows).
 EXTRA_PAGES = (
-    ("plots.html", "ROC/PR/calibration: this branch vs main"),
+    (PLOTS_PAGE.name, PLOTS_TEXT),
     ("monitor.html", "live monitoring: drift and performance in production"),
 )
 STYLE = """

@@ -30,6 +30,8 @@ WORD: dict[Status, str] = {"fail": "FAIL", "warn": "warn", "info": "info", "pass
 COLUMNS = ("result", "check", "measure", "value", "limit", "margin", "report")
 ARTIFACT = "reports"  # the name the workflows upload reports/ under
 NOT_JUDGED = "not judged: no new batch"
+PLOTS_PAGE = REPORTS / "plots.html"  # `dvc plots diff` of this branch against main, uploaded with the reports
+PLOTS_TEXT = "ROC/PR/calibration: this branch vs main"
 NOTE_ROOM = 120  # characters kept for the note that says what a cut left out
 # A link target for a report path (`reports/fairness.html`), or None for no link.
 Link = Callable[[str], str | None]

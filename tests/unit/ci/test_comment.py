@@ -7,6 +7,7 @@ import pytest
 from conveyor.checks.result import CheckResult
 from conveyor.ci import comment
 from conveyor.config import Threshold
+from conveyor.gate import report
 
 SHARE = Threshold(max=0.3, label="drift score", digits=3)
 CI = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/conveyor", "GITHUB_RUN_ID": "9"}
@@ -39,7 +40,7 @@ def test_a_huge_report_set_stays_under_the_limit_keeping_heading_failures_and_li
     assert "| ❌ fail | drift | **drift score (hours_per_week)** |" in body
     assert sum("more lines not shown" in line for line in lines) == 2  # the table's passing rows and the diff
     url = "https://github.com/org/conveyor/actions/runs/9#artifacts"
-    assert f"[{comment.PLOTS_TEXT}]({url})" in lines
+    assert f"[{report.PLOTS_TEXT}]({url})" in lines
     assert (
         lines[-1]
         == "Reports (open `index.html` first) and the full logs: https://github.com/org/conveyor/actions/runs/9"
@@ -56,4 +57,4 @@ def test_a_small_comment_is_whole_and_links_the_plots_locally(tmp_path: Path, mo
     monkeypatch.setattr(comment, "metrics_diff", lambda baseline: "No metric differs from main.\n")
     body = comment.render(tmp_path / "baseline", None)
     assert "not shown" not in body and "No metric differs from main." in body
-    assert body.rstrip().endswith(f"[{comment.PLOTS_TEXT}](reports/plots.html)")
+    assert body.rstrip().endswith(f"[{report.PLOTS_TEXT}](reports/plots.html)")
