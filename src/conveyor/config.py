@@ -131,6 +131,15 @@ def human(number: float, digits: int, percent: bool = False, sign: bool = False)
     return text + ("%" if percent else "")
 
 
+def significant(number: float, figures: int = 4, sign: bool = False) -> str:
+    """`number` with `figures` significant digits, as `human` prints it: 12990.4 -> '12,990'; 0.92814 -> '0.9281';
+    0.000025 -> '0.000025'. For figures with no threshold to say their digits (a report's breakdowns)."""
+    if not math.isfinite(number) or number == 0:
+        return human(number, 0, sign=sign)
+    digits = min(9, max(0, figures - 1 - math.floor(math.log10(abs(number)))))
+    return human(number, digits, sign=sign)
+
+
 def distinct_digits(value: float, limit: float, digits: int, percent: bool = False) -> int:
     """`digits`, or as many more (up to 6) as it takes for `value` and `limit` to print differently."""
     for more in range(digits, digits + 7):

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.ci.github import gate_report
+from conveyor.config import significant
 from conveyor.errors import ConveyorError
-from conveyor.gate.report import PLOTS_PAGE, PLOTS_TEXT, clip, default_link
+from conveyor.gate.report import PLOTS_PAGE, PLOTS_TEXT, clip, default_link, labels, readable
+from conveyor.gate.verdict import collect
 from conveyor.paths import REPORTS
 
 MARKER = "<!-- conveyor-gate -->"
@@ -53,11 +55,11 @@ def baseline_commit(baseline: Path, reports: Path = REPORTS) -> str | None:
         return _git("commit-tree", tree, "-p", "HEAD", "-m", "conveyor: main's reports, for dvc metrics diff", env=env)
 
 
-def metrics_diff(baseline: Path) -> str:
+def metrics_diff(baseline: Path, reports: Path = REPORTS) -> str:
     """`dvc metrics diff` of main's reports against this workspace, as Markdown, or a sentence saying why not.
 
     The headline metrics (one level under `metrics`, the ones the gate reads) come first; the breakdowns per
-    group or per column follow in a collapsed section."""
+    group or per column follow in a collapsed section. Metrics are named as the gate table names them."""
     commit = baseline_commit(baseline)
     if commit is None:
         return f"No reports from {BASELINE_NAME} to compare with yet: its CI has not uploaded any.\n"
@@ -74,8 +76,9 @@ def metrics_diff(baseline: Path) -> str:
     ]
     if not rows:
         return f"No metric differs from {BASELINE_NAME}.\n"
-    headline = [row for row in rows if "." not in row[1]]
-    detail = [row for row in rows if "." in row[1]]
+    known = labels(collect(reports))
+    headline = [(report, readable(key, known), change) for report, key, change in rows if "." not in key]
+    detail = [(report, readable(key, known), change) for report, key, change in rows if "." in key]
     parts = [_table(headline)] if headline else []
     if detail:
         summary = f"{len(detail)} more: per group and per column"
@@ -86,16 +89,16 @@ def metrics_diff(baseline: Path) -> str:
 def _table(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
     lines = [f"| report | metric | {BASELINE_NAME} | this change | change |", "|---|---|---:|---:|---:|"]
     for report, metric, change in rows:
-        old, new, diff = (_number(change.get(k)) for k in ("old", "new", "diff"))
-        lines.append(f"| {report} | {metric} | {old} | {new} | {diff} |")
+        old, new, diff = _number(change.get("old")), _number(change.get("new")), _number(change.get("diff"), True)
+        lines.append(f"| {report} | {metric.replace('|', '/')} | {old} | {new} | {diff} |")
     return "\n".join(lines)
 
 
-def _number(value: Any) -> str:
+def _number(value: Any, sign: bool = False) -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return significant(value, sign=sign)
     return str(value).replace("|", "/")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.checks.result import CheckResult
-from conveyor.config import human
+from conveyor.config import human, significant
 from conveyor.gate.report import NOT_JUDGED, PLOTS_PAGE, PLOTS_TEXT, Link, Table, html_table, not_judged
 from conveyor.paths import GATE_INDEX, REPORTS
 
@@ -41,7 +41,7 @@ def _figure(value: Any) -> str | None:
     if isinstance(value, int):
         return human(value, 0)
     if isinstance(value, float):
-        return human(value, 4)
+        return significant(value)
     if isinstance(value, str) and len(value) <= 60:
         return value
     return None

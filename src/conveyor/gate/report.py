@@ -32,6 +32,7 @@ ARTIFACT = "reports"  # the name the workflows upload reports/ under
 NOT_JUDGED = "not judged: no new batch"
 PLOTS_PAGE = REPORTS / "plots.html"  # `dvc plots diff` of this branch against main, uploaded with the reports
 PLOTS_TEXT = "ROC/PR/calibration: this branch vs main"
+CONTAINERS = {"features", "columns", "groups", "cases", "directional"}  # report keys that only group others
 NOTE_ROOM = 120  # characters kept for the note that says what a cut left out
 # A link target for a report path (`reports/fairness.html`), or None for no link.
 Link = Callable[[str], str | None]
@@ -125,6 +126,26 @@ def _rows(result: CheckResult) -> list[Row]:
     if not rows:
         rows.append(Row("pass" if result.passed else "fail", result.check, "no threshold judged", report=link))
     return rows
+
+
+def labels(results: list[CheckResult]) -> dict[str, str]:
+    """Metric name -> the label its params.yaml threshold gives it, from the judged thresholds
+    (`equalized_odds_difference` -> `equalized-odds difference`, whatever subject it was judged for)."""
+    found = {}
+    for judgement in (j for r in results for j in r.judgements):
+        name, _, subject = judgement.metric.partition("[")
+        found[name] = judgement.label.removesuffix(f" ({subject.removesuffix(']')})") if subject else judgement.label
+    return found
+
+
+def readable(key: str, known: Mapping[str, str]) -> str:
+    """A metric's dotted path in a report as people read it: `features.race.equalized_odds_difference` ->
+    `equalized-odds difference (race)`; its threshold's label, else its words; the path's names, not its
+    containers, say of what."""
+    *path, name = key.split(".")
+    subject = [part for part in path if part not in CONTAINERS]
+    shown = known.get(name) or name.replace("_", " ")
+    return f"{shown} ({', '.join(subject)})" if subject else shown
 
 
 def local_link(path: str) -> str:

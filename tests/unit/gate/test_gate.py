@@ -4,8 +4,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from conveyor.checks.result import CheckResult
-from conveyor.config import Judgement, Threshold
+from conveyor.config import Judgement, Threshold, significant
 from conveyor.gate import report, verdict
 
 AUC = Threshold(min=0.88, label="ROC AUC")
@@ -199,3 +201,24 @@ def test_a_long_table_is_clipped_at_a_line_keeping_the_heading_and_failures() ->
         f"_…{3003 - kept + 2} more lines not shown: a comment's length is limited; index.html has them all._\n"
     )
     assert report.clip(clipped, 20_000) == clipped  # fmt: skip
+
+
+def test_report_keys_read_as_the_gate_table_names_them() -> None:
+    results = [CheckResult.judged("fairness", [RACE, SEX]), CheckResult.judged("evaluate", [AUC.judge("roc_auc", 0.9)])]
+    known = report.labels(results)
+    assert known == {"equalized_odds_difference": "equalized-odds difference", "roc_auc": "ROC AUC"}
+    assert report.readable("features.race.equalized_odds_difference", known) == "equalized-odds difference (race)"
+    assert report.readable("roc_auc", known) == "ROC AUC"
+    assert (
+        report.readable("features.race.groups.Black.false_positive_rate", known) == "false positive rate (race, Black)"
+    )
+    assert report.readable("columns.age.score", {}) == "score (age)"
+
+
+@pytest.mark.parametrize(
+    ("number", "sign", "shown"),
+    [(12990.4, False, "12,990"), (0.92814, False, "0.9281"), (2.5e-5, False, "0.000025"), (0.0, True, "0"),
+     (0.03, True, "+0.03"), (-1299.04, True, "-1,299")],
+)  # fmt: skip
+def test_figures_without_a_threshold_keep_four_significant_digits(number: float, sign: bool, shown: str) -> None:
+    assert significant(number, sign=sign) == shown
