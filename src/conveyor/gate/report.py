@@ -28,7 +28,6 @@ MARK: dict[Status, str] = {
 }
 WORD: dict[Status, str] = {"fail": "FAIL", "warn": "warn", "info": "info", "pass": "pass"}
 COLUMNS = ("result", "check", "measure", "value", "limit", "margin", "report")
-ARTIFACT = "reports"  # the name the workflows upload reports/ under
 NOT_JUDGED = "not judged: no new batch"
 PLOTS_PAGE = REPORTS / "plots.html"  # `dvc plots diff` of this branch against main, uploaded with the reports
 PLOTS_TEXT = "ROC/PR/calibration: this branch vs main"
@@ -116,8 +115,8 @@ def _rows(result: CheckResult) -> list[Row]:
     link = report_of(result)
     if not_judged(result):
         # drift with no new batch: the holdout against the pool it came from says nothing about drift
-        share = result.metrics.get("drifted_share")
-        value = human(share, 2) if isinstance(share, int | float) else ""
+        share, limit = result.metrics.get("drifted_share"), result.thresholds.get("drifted_share") or {}
+        value = human(share, limit.get("digits", 2)) if isinstance(share, int | float) else ""
         measure = f"drifted columns share (window = {result.metrics.get('window', 'holdout')})"
         return [Row("info", result.check, measure, value, NOT_JUDGED, "", link)]
     rows = [_judged(result, j) for j in result.judgements]
