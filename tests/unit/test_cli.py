@@ -9,6 +9,7 @@ import sys
 import time
 import types
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,19 @@ def test_a_check_command_prints_its_outcome_and_time_and_exits_0_on_failure(tmp_
     captured = capsys.readouterr()
     assert re.fullmatch(r"fairness: FAILED \(the gate decides\) in \d+(\.\d)? s\n", captured.out), captured.out
     assert "  - equalized-odds difference (race) = 0.19 > 0.1" in captured.err
+
+
+def test_a_training_that_stops_leaves_no_earlier_gate_page(tmp_path, monkeypatch, capsys) -> None:
+    from conveyor.errors import ConveyorError
+
+    def fail(settings: object) -> None:
+        raise ConveyorError("model.params = {'no_such_parameter': 1} is invalid.")
+
+    monkeypatch.setitem(sys.modules, "conveyor.training.fit", types.SimpleNamespace(run=fail))
+    monkeypatch.chdir(tmp_path)
+    Path("reports").mkdir()
+    Path("reports/index.html").write_text("gate passed: 6 checks")
+    assert main(["--params", str(ROOT / "params.yaml"), "train"]) == 2
+    assert not Path("reports/index.html").exists()
+    captured = capsys.readouterr()
+    assert captured.out.startswith("train: stopped in ") and "no_such_parameter" in captured.err
