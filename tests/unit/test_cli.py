@@ -98,7 +98,9 @@ def test_a_training_that_stops_leaves_no_earlier_gate_page(tmp_path, monkeypatch
     def fail(settings: object) -> None:
         raise ConveyorError("model.params = {'no_such_parameter': 1} is invalid.")
 
-    monkeypatch.setitem(sys.modules, "conveyor.training.fit", types.SimpleNamespace(run=fail))
+    from conveyor.training import fit
+
+    monkeypatch.setattr(fit, "run", fail)
     monkeypatch.chdir(tmp_path)
     Path("reports").mkdir()
     Path("reports/index.html").write_text("gate passed: 6 checks")
