@@ -69,7 +69,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; from conveyor.config import load_settings; urllib.request.urlopen(f'http://127.0.0.1:{load_settings().serve.port}/readyz', timeout=3)"]
-CMD ["conveyor", "serve", "--host", "0.0.0.0"]
+CMD ["conveyor", "serve", "--host", "0.0.0.0", "--wait-for-model"]
 USER 10001:10001
 # What changes with every model comes last: the bundle (owned by root, read-only to the user) and the labels.
 COPY params.yaml /app/params.yaml

@@ -131,6 +131,23 @@ def human(number: float, digits: int, percent: bool = False, sign: bool = False)
     return text + ("%" if percent else "")
 
 
+def significant(number: float, figures: int = 4, sign: bool = False) -> str:
+    """`number` with `figures` significant digits, as `human` prints it: 12990.4 -> '12,990'; 0.92814 -> '0.9281';
+    0.000025 -> '0.000025'. For figures with no threshold to say their digits (a report's breakdowns)."""
+    if not math.isfinite(number) or number == 0:
+        return human(number, 0, sign=sign)
+    digits = min(9, max(0, figures - 1 - math.floor(math.log10(abs(number)))))
+    return human(number, digits, sign=sign)
+
+
+def distinct_digits(value: float, limit: float, digits: int, percent: bool = False) -> int:
+    """`digits`, or as many more (up to 6) as it takes for `value` and `limit` to print differently."""
+    for more in range(digits, digits + 7):
+        if human(value, more, percent) != human(limit, more, percent):
+            return more
+    return digits + 6
+
+
 @dataclass(frozen=True)
 class Judgement:
     """One measured value judged against its Threshold: what the gate table shows on a row.
@@ -153,15 +170,24 @@ class Judgement:
     digits: int = 3
     percent: bool = False
 
-    def shown(self, number: float, sign: bool = False) -> str:
-        """`number` printed as this threshold prints its values."""
-        return human(number, self.digits, self.percent, sign)
+    def shown(self, number: float, sign: bool = False, unit: bool = False, digits: int | None = None) -> str:
+        """`number` printed as this threshold prints its values (`unit`: followed by the unit, `6.8 ms`)."""
+        text = human(number, self.digits if digits is None else digits, self.percent, sign)
+        return f"{text} {self.unit}" if unit and self.unit and text != "n/a" else text
 
-    def rule(self) -> str:
-        """The passing range: `≥ 0.88`, `≤ 1`, `0.1 to 0.4`."""
+    def rule(self, unit: bool = False, digits: int | None = None) -> str:
+        """The passing range: `≥ 0.88`, `≤ 1`, `0.1 to 0.4` (`unit`: `≤ 1 ms`)."""
         if self.min is not None and self.max is not None:
-            return f"{self.shown(self.min)} to {self.shown(self.max)}"
-        return f"≥ {self.shown(self.min)}" if self.min is not None else f"≤ {self.shown(self.max)}"  # type: ignore[arg-type]
+            return f"{self.shown(self.min, digits=digits)} to {self.shown(self.max, unit=unit, digits=digits)}"
+        bound, sign = (self.min, "≥") if self.min is not None else (self.max, "≤")
+        return f"{sign} {self.shown(bound, unit=unit, digits=digits)}"  # type: ignore[arg-type]
+
+    def figures(self) -> tuple[str, str, str]:
+        """(value, rule, margin) as the gate table shows them, each with its unit: `6.8 ms`, `≤ 1 ms`, `-5.8 ms`.
+        A value that breaks its limit by less than `digits` show gets the digits it takes to tell them apart."""
+        digits = self.digits if self.passed else distinct_digits(self.value, self.limit, self.digits, self.percent)
+        shown = (self.shown(self.value, unit=True, digits=digits), self.rule(unit=True, digits=digits))
+        return (*shown, self.shown(self.margin, sign=True, unit=True, digits=digits))
 
 
 class Threshold(_Strict):
@@ -227,11 +253,8 @@ class Threshold(_Strict):
 
     def _distinct(self, value: float, limit: float) -> tuple[str, str]:
         """The value and the limit printed with `digits`, or as many more as it takes for them to differ."""
-        for digits in range(self.digits, self.digits + 7):
-            shown = human(value, digits, self.percent), human(limit, digits, self.percent)
-            if shown[0] != shown[1]:
-                break
-        return shown
+        digits = distinct_digits(value, limit, self.digits, self.percent)
+        return human(value, digits, self.percent), human(limit, digits, self.percent)
 
 
 def _limits(low: float | None = None, high: float | None = None, needs: tuple[str, ...] = ()) -> AfterValidator:

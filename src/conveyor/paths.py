@@ -11,5 +11,6 @@ TRAIN_INFO = ARTIFACTS / "train.json"
 EXPORTED_METADATA = MODELS / "metadata.json"
 GATE_SUMMARY = REPORTS / "gate.json"
 GATE_TABLE = REPORTS / "gate.md"
+GATE_INDEX = REPORTS / "index.html"  # the page a reviewer opens first: the gate table and every check's figures
 # The latency verdict alone (passed, predictor): what the gate depends on, since latency is re-measured every run.
 LATENCY_VERDICT = REPORTS / "latency.verdict.json"

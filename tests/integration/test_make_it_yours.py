@@ -91,7 +91,7 @@ def test_make_run_trains_and_gates_a_fork_on_its_own_data_without_touching_it(tm
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "is the version data.dvc records" in done.stdout  # `conveyor data prepare`, not the demo fetch
-    assert "Conveyor gate passed" in done.stdout
+    assert "\ngate passed: " in done.stdout
 
     features = list(settings.data.features)
     quality = json.loads((root / "reports/quality.json").read_text())

@@ -187,6 +187,10 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
         "Dockerfile", "USER 10001:10001\n# What changes", "USER root\n# What changes",
         "the serving stage runs as USER root, expected 10001",
     ),
+    "serve waits for its bundle": (
+        "Dockerfile", '"0.0.0.0", "--wait-for-model"]', '"0.0.0.0"]',
+        "the serving stage's CMD [\"conveyor\", \"serve\", \"--host\", \"0.0.0.0\"] lacks --wait-for-model",
+    ),
 }  # fmt: skip
 
 

@@ -43,12 +43,12 @@ class Server:
         return out
 
 
-def start(model_dir: Path, cwd: Path) -> Server:
+def start(model_dir: Path, cwd: Path, *options: str) -> Server:
     port = free_port()
     cwd.mkdir(parents=True, exist_ok=True)
     env = os.environ | {"MODEL_DIR": str(model_dir), "CONVEYOR_PARAMS": str(ROOT / "params.yaml")}
     process = subprocess.Popen(
-        [CONVEYOR, "serve", "--port", str(port)],
+        [CONVEYOR, "serve", "--port", str(port), *options],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -154,8 +154,18 @@ def test_the_server_writes_nothing_to_its_working_or_model_directory(
     assert snapshot(serve_bundle) == before
 
 
-def test_missing_model_keeps_the_server_alive_unready_with_one_log_line(tmp_path: Path) -> None:
-    running = start(tmp_path / "no-such-models", tmp_path / "cwd")
+def test_missing_model_exits_2_naming_the_bundle_and_how_to_make_one(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-models"
+    env = os.environ | {"MODEL_DIR": str(missing), "CONVEYOR_PARAMS": str(ROOT / "params.yaml")}
+    done = subprocess.run([CONVEYOR, "serve"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    said = done.stderr.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith(f"error: no model bundle at {missing / 'model.skops'}: ")
+    assert "`make run`" in said[0] and "`conveyor export --version N`" in said[0] and "--wait-for-model" in said[0]
+
+
+def test_waiting_for_a_missing_model_keeps_the_server_alive_unready_with_one_log_line(tmp_path: Path) -> None:
+    running = start(tmp_path / "no-such-models", tmp_path / "cwd", "--wait-for-model")
     try:
         wait_for(running.base + routes.HEALTH, timeout=180)
         deadline = time.monotonic() + 120

@@ -278,9 +278,9 @@ def test_train_workflow_gates_builds_pushes_and_bumps_staging(workspace: Workspa
     assert run.outputs[("pipeline", "image")] == image
 
     summary = run.summary("pipeline")
-    assert "### Conveyor gate passed: registered as version 1" in summary
-    for check in ("quality", "drift", "evaluate", "fairness", "latency"):
-        assert f"| {check} | ✅ pass |" in summary
+    assert "### ✅ Conveyor gate passed: 6 checks\n\nRegistered as version 1 (`candidate`)." in summary
+    for check in ("quality", "drift", "evaluate", "fairness", "latency"):  # drift with no batch: information
+        assert f"| {check} |" in summary and f"| ❌ fail | {check} |" not in summary
 
     gate = json.loads((run.artifacts / "reports" / "gate.json").read_text())
     assert gate["passed"] and str(gate["model_version"]) == "1" and all(gate["checks"].values())
@@ -343,12 +343,12 @@ def test_ci_workflow_on_a_pull_request_reports_and_comments(workspace: Workspace
     assert run.returncode == 0, run.summary("pipeline") or run.tail()
     assert run.job_result("pipeline") == "success" and run.job_result("comment") == "success"
     assert run.outputs[("pipeline", "passed")] == "true"
-    assert "| evaluate | ✅ pass |" in run.summary("pipeline")
+    assert "| ✅ pass | evaluate |" in run.summary("pipeline")
     assert json.loads((run.artifacts / "reports" / "gate.json").read_text())["passed"]
 
     comment = (run.comments / "7-conveyor-gate.md").read_text()
     assert comment.startswith(MARKER)
-    assert "### Conveyor gate passed" in comment and "| fairness | ✅ pass |" in comment
+    assert "### ✅ Conveyor gate passed" in comment and "| ✅ pass | fairness |" in comment
     diff = comment.split("#### Metrics against main", 1)[1]
     assert "| report | metric | main | this change | change |" in diff
     assert re.search(r"^\| evaluate \| roc_auc \| 0\.\d+ \| 0\.\d+ \| ", diff, re.MULTILINE), diff

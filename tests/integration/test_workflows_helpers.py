@@ -56,8 +56,8 @@ def test_metrics_diff_compares_mains_reports_with_the_workspace(dvc_project: Pat
     assert body.startswith(comment.MARKER + "\n### Conveyor gate passed")
     table = body.split("#### Metrics against main", 1)[1]
     assert "| report | metric | main | this change | change |" in table
-    assert "| evaluate | roc_auc | 0.88 | 0.91 | 0.03 |" in table
-    assert "<details>" in table and "| evaluate | groups.Female.count | 100 | 120 | 20 |" in table
+    assert "| evaluate | roc auc | 0.88 | 0.91 | +0.03 |" in table  # no threshold judged it here: its words
+    assert "<details>" in table and "| evaluate | count (Female) | 100 | 120 | +20 |" in table
     assert body.rstrip().endswith("https://example.invalid/run/1")
     now = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
     assert now == head and not subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout

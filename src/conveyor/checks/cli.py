@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.checks import BLOCKING, CHECKS, REMEASURED
-from conveyor.paths import GATE_SUMMARY, GATE_TABLE, REPORTS
+from conveyor.paths import GATE_INDEX, GATE_SUMMARY, GATE_TABLE, REPORTS
 
 if TYPE_CHECKING:
     from conveyor.cli import Commands, Run
@@ -37,7 +37,7 @@ def clear_previous(check: str, reports: Path = REPORTS) -> None:
                     path.unlink(missing_ok=True)
         previous.unlink()
     if check not in REMEASURED:
-        for verdict in (reports / GATE_SUMMARY.name, reports / GATE_TABLE.name):
+        for verdict in (reports / GATE_SUMMARY.name, reports / GATE_TABLE.name, reports / GATE_INDEX.name):
             verdict.unlink(missing_ok=True)
 
 
@@ -48,16 +48,24 @@ def _runner(check: str) -> Run:
         settings = load_settings(args.params)
         clear_previous(check)
         result = importlib.import_module(f"conveyor.checks.{check}").run(settings)
-        print(f"{result.check}: {'passed' if result.passed else 'FAILED'}")
         for failure in result.failures:
             print(f"  - {failure}", file=sys.stderr)
         for warning in result.warnings:
             print(f"  ! {warning}", file=sys.stderr)
+        args.step.finish(outcome(check, result.passed))
         return 1 if (not result.passed and check in BLOCKING) else 0
 
     return run
 
 
+def outcome(check: str, passed: bool) -> str:
+    """What a check's last line says: a failed check either stops the pipeline (blocking) or leaves it to the gate,
+    which exits non-zero; the check itself then exits 0."""
+    if passed:
+        return "passed"
+    return "FAILED (blocking: the pipeline stops here)" if check in BLOCKING else "FAILED (the gate decides)"
+
+
 def add_commands(commands: Commands) -> None:
     for check, help_text in CHECKS.items():
-        commands.add(check, help_text, _runner(check))
+        commands.add(check, help_text, _runner(check), step=True)

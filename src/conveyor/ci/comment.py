@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.ci.github import gate_report
+from conveyor.config import significant
 from conveyor.errors import ConveyorError
+from conveyor.gate.report import PLOTS_PAGE, PLOTS_TEXT, clip, default_link, labels, readable
+from conveyor.gate.verdict import collect
 from conveyor.paths import REPORTS
 
 MARKER = "<!-- conveyor-gate -->"
+LIMIT = 65_536  # GitHub refuses a comment longer than this many characters
 BASELINE_NAME = "main"
 METRICS = "metrics."
 _IDENTITY = {
@@ -51,11 +55,11 @@ def baseline_commit(baseline: Path, reports: Path = REPORTS) -> str | None:
         return _git("commit-tree", tree, "-p", "HEAD", "-m", "conveyor: main's reports, for dvc metrics diff", env=env)
 
 
-def metrics_diff(baseline: Path) -> str:
+def metrics_diff(baseline: Path, reports: Path = REPORTS) -> str:
     """`dvc metrics diff` of main's reports against this workspace, as Markdown, or a sentence saying why not.
 
     The headline metrics (one level under `metrics`, the ones the gate reads) come first; the breakdowns per
-    group or per column follow in a collapsed section."""
+    group or per column follow in a collapsed section. Metrics are named as the gate table names them."""
     commit = baseline_commit(baseline)
     if commit is None:
         return f"No reports from {BASELINE_NAME} to compare with yet: its CI has not uploaded any.\n"
@@ -72,8 +76,9 @@ def metrics_diff(baseline: Path) -> str:
     ]
     if not rows:
         return f"No metric differs from {BASELINE_NAME}.\n"
-    headline = [row for row in rows if "." not in row[1]]
-    detail = [row for row in rows if "." in row[1]]
+    known = labels(collect(reports))
+    headline = [(report, readable(key, known), change) for report, key, change in rows if "." not in key]
+    detail = [(report, readable(key, known), change) for report, key, change in rows if "." in key]
     parts = [_table(headline)] if headline else []
     if detail:
         summary = f"{len(detail)} more: per group and per column"
@@ -84,23 +89,31 @@ def metrics_diff(baseline: Path) -> str:
 def _table(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
     lines = [f"| report | metric | {BASELINE_NAME} | this change | change |", "|---|---|---:|---:|---:|"]
     for report, metric, change in rows:
-        old, new, diff = (_number(change.get(k)) for k in ("old", "new", "diff"))
-        lines.append(f"| {report} | {metric} | {old} | {new} | {diff} |")
+        old, new, diff = _number(change.get("old")), _number(change.get("new")), _number(change.get("diff"), True)
+        lines.append(f"| {report} | {metric.replace('|', '/')} | {old} | {new} | {diff} |")
     return "\n".join(lines)
 
 
-def _number(value: Any) -> str:
+def _number(value: Any, sign: bool = False) -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return significant(value, sign=sign)
     return str(value).replace("|", "/")
 
 
 def render(baseline: Path, run_url: str | None) -> str:
-    """The whole comment body. The marker lets anyone find (and the sticky-comment action replace) it."""
+    """The whole comment body, under GitHub's limit on a comment's length: the gate table gives way first in its
+    warnings and passing rows (never its heading, nor a failure while they fit in three quarters of the limit),
+    then the metrics diff. The marker lets anyone find (and the sticky-comment action replace) it."""
     _, table = gate_report()
-    parts = [MARKER, table.strip(), "", f"#### Metrics against {BASELINE_NAME}", "", metrics_diff(baseline).strip()]
+    plots = default_link()(PLOTS_PAGE.as_posix())
+    tail = [f"[{PLOTS_TEXT}]({plots})"]
     if run_url:
-        parts += ["", f"Reports and the full logs: {run_url}"]
+        tail.append(f"Reports (open `index.html` first) and the full logs: {run_url}")
+    heading = f"#### Metrics against {BASELINE_NAME}"
+    room = LIMIT - len(MARKER) - len(heading) - sum(len(line) + 2 for line in tail) - 16
+    gate = clip(table, room * 3 // 4)
+    diff = clip(metrics_diff(baseline), room - len(gate))
+    parts = [MARKER, gate.strip(), "", heading, "", diff.strip(), "", *tail]
     return "\n".join(parts) + "\n"

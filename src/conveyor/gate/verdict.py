@@ -10,17 +10,20 @@ verdict left over from an earlier run never stands for this one."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from conveyor import bundle, provenance
 from conveyor.checks import BLOCKING, CHECKS, MODEL_CHECKS, REMEASURED
 from conveyor.checks.result import CheckResult
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
-from conveyor.gate import publish
-from conveyor.gate.report import markdown
-from conveyor.paths import GATE_SUMMARY, GATE_TABLE, LATENCY_VERDICT, REPORTS, TRAIN_INFO, TRAINED_MODEL
+from conveyor.gate import index, publish
+from conveyor.gate.report import Table, markdown, text
+from conveyor.paths import GATE_INDEX, GATE_SUMMARY, GATE_TABLE, LATENCY_VERDICT, REPORTS, TRAIN_INFO, TRAINED_MODEL
+
+PHASES = ("reading the checks' reports", "logging to the MLflow run", "registering the candidate", "writing reports")
 
 
 def collect(reports: Path = REPORTS, trained_at: float | None = None) -> list[CheckResult]:
@@ -39,17 +42,22 @@ def _result(reports: Path, check: str, trained_at: float | None) -> CheckResult:
     return CheckResult.read(path)
 
 
-def run(settings: Settings) -> bool:
-    for previous in (GATE_SUMMARY, GATE_TABLE):  # a gate that fails half-way leaves no earlier verdict standing
+def run(settings: Settings, advance: Callable[[str], None] = lambda phase: None) -> bool:
+    """Judge this run; `advance(phase)` is told each of PHASES as it starts."""
+    for previous in (GATE_SUMMARY, GATE_TABLE, GATE_INDEX):  # a gate that fails half-way leaves no verdict standing
         previous.unlink(missing_ok=True)
     info = provenance.read_train_info()
     if not (TRAINED_MODEL / bundle.MODEL_FILE).exists():
         raise ConveyorError(f"{TRAINED_MODEL}: the trained model is missing; run `conveyor train` first.")
+    advance(PHASES[0])
     results = collect(trained_at=TRAIN_INFO.stat().st_mtime)
     passed = all(r.passed for r in results)
     bundle.clear()
+    advance(PHASES[1])
     publish.log_to_run(info["run_id"], results, passed)
+    advance(PHASES[2])
     version = publish.publish(settings, info, results) if passed else None
+    advance(PHASES[3])
     summary = {
         "passed": passed,
         "model_version": version,
@@ -57,10 +65,11 @@ def run(settings: Settings) -> bool:
         "failures": [f"{r.check}: {f}" for r in results for f in r.failures],
         "checks": {r.check: r.passed for r in results},
     }
-    table = markdown(results, passed, version)
-    GATE_TABLE.write_text(table)
+    table = Table(results, passed, version)
+    GATE_TABLE.write_text(markdown(table))
+    index.write(table)
     GATE_SUMMARY.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    print(table)
+    print(text(table), end="")
     return passed
 
 
@@ -108,11 +117,13 @@ def stopped(reports: Path = REPORTS, train_info: Path = TRAIN_INFO) -> tuple[str
     return stage[0], stage[1], results
 
 
-def explain(reports: Path = REPORTS, train_info: Path = TRAIN_INFO) -> tuple[dict[str, Any], str]:
-    """(gate.json, gate.md) when the gate judged this run; otherwise a failed verdict naming the stage that
+def judged(reports: Path = REPORTS, train_info: Path = TRAIN_INFO) -> tuple[dict[str, Any], Table]:
+    """(gate.json, its table) when the gate judged this run; otherwise a failed verdict naming the stage that
     stopped the run and why, with a table of every check."""
     if _current_verdict(reports, train_info):
-        return json.loads((reports / GATE_SUMMARY.name).read_text()), (reports / GATE_TABLE.name).read_text()
+        summary = json.loads((reports / GATE_SUMMARY.name).read_text())
+        results = collect(reports, train_info.stat().st_mtime if train_info.exists() else None)
+        return summary, Table(results, bool(summary.get("passed")), summary.get("model_version"))
     stage, why, results = stopped(reports, train_info)
     summary = {
         "passed": False,
@@ -122,4 +133,17 @@ def explain(reports: Path = REPORTS, train_info: Path = TRAIN_INFO) -> tuple[dic
         "failures": [f"{r.check}: {f}" for r in results for f in r.failures],
         "checks": {r.check: r.passed for r in results},
     }
-    return summary, markdown(results, False, None, stopped=(stage, why))
+    return summary, Table(results, False, stopped=(stage, why))
+
+
+def explain(
+    reports: Path = REPORTS, train_info: Path = TRAIN_INFO, form: Literal["markdown", "text"] = "markdown"
+) -> tuple[dict[str, Any], str]:
+    """(gate.json, the table in `form`). The Markdown of a judged run is gate.md as the gate wrote it (an Argo run
+    brings back gate.json and gate.md alone)."""
+    summary, table = judged(reports, train_info)
+    if form == "text":
+        return summary, text(table)
+    if "stopped_at" not in summary:
+        return summary, (reports / GATE_TABLE.name).read_text()
+    return summary, markdown(table)

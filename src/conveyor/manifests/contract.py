@@ -18,6 +18,7 @@ from conveyor.deploy import release
 from conveyor.errors import ConveyorError
 from conveyor.manifests.validate import Doc, Source
 from conveyor.serve import routes
+from conveyor.serve.cli import WAIT_FOR_MODEL
 
 CONTAINER = "conveyor"
 APP_UID = 10001
@@ -445,6 +446,12 @@ def dockerfile(path: Path, settings: Settings) -> list[str]:
     if exposed != {str(settings.serve.port)}:
         failures.append(
             f"{path}: the serving stage EXPOSEs {sorted(exposed)}, expected serve.port {settings.serve.port}."
+        )
+    commands = [rest for word, rest in runtime if word == "CMD"]
+    if not commands or WAIT_FOR_MODEL not in commands[-1]:
+        failures.append(
+            f"{path}: the serving stage's CMD {commands[-1] if commands else '(none)'} lacks {WAIT_FOR_MODEL}; "
+            "expected it, as a pod starts before it may load its bundle and must answer 503, not exit."
         )
     env = dict(pair.split("=", 1) for word, rest in runtime if word == "ENV" for pair in rest.split() if "=" in pair)
     for name, value in container_env().items():

@@ -251,7 +251,7 @@ def test_validate_exits_non_zero_on_corrupted_data(settings, clean, tmp_path, mo
     assert cli.main(["--params", str(params), "quality"]) == 1
 
     out, err = capsys.readouterr()
-    assert out.strip() == "quality: FAILED"
+    assert out.strip().startswith("quality: FAILED (blocking: the pipeline stops here) in ")  # then its time
     sentence = f"{name}: 3 values (0.25%) outside [{feature.min:g}, {feature.max:g}], e.g. {feature.max + 1:g}"
     assert err.strip() == f"- {sentence}"
     result = CheckResult.read(tmp_path / "reports" / "quality.json")

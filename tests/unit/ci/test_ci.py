@@ -82,8 +82,9 @@ def test_a_pipeline_stopped_before_the_gate_still_gets_a_table(tmp_path: Path) -
         "latency": False,
         "behaviour": False,
     }
-    quality_row = next(line for line in table.splitlines() if line.startswith("| quality |"))
-    assert "❌ fail" in quality_row and "row_count = 10 < 1000" in quality_row
+    quality_row = next(line for line in table.splitlines() if line.startswith("| ❌ fail | quality |"))
+    assert "**row_count = 10 < 1000**" in quality_row
+    assert table.count("row_count = 10 < 1000") == 1  # the row says why the run stopped, nothing repeats it
     assert "latency did not run" in table
 
 
@@ -213,8 +214,8 @@ def test_a_verdict_from_an_earlier_run_never_stands_for_a_run_stopped_at_quality
     outputs = github.gate_outputs(reports, tmp_path / "none.json", None, "ghcr.io", "org")
     assert outputs == {"passed": "false", "model-version": "", "run-id": "", "stopped-at": "quality"}
     verdict, table = github.gate_report(reports)
-    assert table.startswith("### Conveyor run stopped at quality: the gate did not judge it, nothing registered")
-    assert "**quality**: row count = 10 < 1000" in table and "passed" not in table.splitlines()[0]
+    assert table.startswith("### ❌ Conveyor run stopped at quality: the gate did not judge it, nothing registered")
+    assert "| ❌ fail | quality | **row count = 10 < 1000** |" in table and "passed" not in table.splitlines()[0]
     assert verdict["checks"] == dict.fromkeys(CHECKS, False)
     assert "drift: drift did not run: the run stopped at quality" in verdict["failures"]
 
@@ -238,7 +239,8 @@ def test_conveyor_gate_explain_prints_the_stop_and_exits_1(tmp_path: Path, monke
     CheckResult.from_failures("quality", ["row count = 10 < 1000"]).write(Path("reports"))
     assert main(["gate", "--explain"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("### Conveyor run stopped at quality") and "row count = 10 < 1000" in out
+    assert out.startswith("run stopped at quality: the gate did not judge it") and "row count = 10 < 1000" in out
+    assert "|" not in out and "gate: " not in out  # the terminal's plain form; explaining is no timed step
 
 
 def test_a_missing_quality_report_stops_the_run_there_and_older_reports_do_not_count(
@@ -250,5 +252,5 @@ def test_a_missing_quality_report_stops_the_run_there_and_older_reports_do_not_c
     CheckResult("drift", True).write(Path("reports"))  # left by an earlier run
     assert main(["gate", "--explain"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("### Conveyor run stopped at quality")
+    assert out.startswith("run stopped at quality")
     assert "drift did not run: the run stopped at quality" in out

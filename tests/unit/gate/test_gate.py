@@ -4,8 +4,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from conveyor.checks.result import CheckResult
-from conveyor.config import Threshold
+from conveyor.config import Judgement, Threshold, significant
 from conveyor.gate import report, verdict
 
 AUC = Threshold(min=0.88, label="ROC AUC")
@@ -48,65 +50,175 @@ def test_a_report_written_before_judgements_still_reads(tmp_path: Path) -> None:
 
 
 def rows(table: str, check: str) -> list[list[str]]:
-    """The cells of each table row of `check`."""
+    """The cells of each Markdown table row of `check`."""
     return [
         [cell.strip() for cell in line.strip("|").split("|")]
         for line in table.splitlines()
-        if line.startswith(f"| {check} |")
+        if line.startswith("| ") and line.split("|")[2].strip() == check
     ]
 
 
-def test_failing_table_puts_failures_first_with_value_limit_margin_and_unit() -> None:
-    results = [
-        CheckResult.judged("quality", [ROWS.judge("rows", 30162)]),
-        CheckResult.judged(
-            "fairness",
-            [EOD.judge("equalized_odds_difference", 0.19, "race"), EOD.judge("equalized_odds_difference", 0.05, "sex")],
-            warnings=["group 'x' | tiny"],
-        ),
+def cells(judgement: Judgement, report_cell: str) -> list[str]:
+    """A judged row's cells as the formatter prints the judgement's figures."""
+    value, limit, margin = judgement.figures()
+    measure = judgement.label if judgement.passed else f"**{judgement.label}**"
+    return [value, limit, margin, report_cell] if judgement.passed else [measure, value, limit, margin, report_cell]
+
+
+RACE = EOD.judge("equalized_odds_difference", 0.19, "race")
+SEX = EOD.judge("equalized_odds_difference", 0.05, "sex")
+SLOW = P99.judge("single_p99_ms", 6.8)
+THROUGHPUT = Threshold(min=20000, unit="rows/s", label="batch throughput", digits=0).judge("batch", 12990.4)
+
+
+def failing() -> list[CheckResult]:
+    return [
+        CheckResult.judged("quality", [ROWS.judge("rows", 30162)], artifacts=["reports/quality/index.html"]),
+        CheckResult.judged("fairness", [RACE, SEX], warnings=["group 'x' | tiny"], artifacts=["reports/fairness.html"]),
         CheckResult.judged("evaluate", [AUC.judge("roc_auc", 0.927)]),
-        CheckResult.judged("latency", [P99.judge("single_p99_ms", 6.8)]),
-        CheckResult.from_failures("drift", ["drift did not run: reports/drift.json is missing"]),
+        CheckResult.judged("latency", [SLOW, THROUGHPUT]),
+        CheckResult.from_failures("behaviour", ["behaviour did not run: reports/behaviour.json is missing"]),
     ]
-    table = report.markdown(results, passed=False, version=None)
+
+
+def test_the_figures_carry_units_thousands_separators_and_no_scientific_notation() -> None:
+    assert SLOW.figures() == ("6.8 ms", "≤ 1 ms", "-5.8 ms")
+    assert THROUGHPUT.figures() == ("12,990 rows/s", "≥ 20,000 rows/s", "-7,010 rows/s")
+    assert ROWS.judge("rows", 30162).figures() == ("30,162 rows", "1,000 to 5,000,000 rows", "+29,162 rows")
+    assert AUC.judge("roc_auc", 0.87996).figures() == ("0.87996", "≥ 0.88", "-0.00004")  # apart at more digits
+    assert Threshold(max=0.01, label="share", percent=True, digits=2).judge("d", 0.0014).figures() == (
+        "0.14%",
+        "≤ 1%",
+        "+0.86%",
+    )
+
+
+def test_failing_table_names_the_failing_checks_and_puts_each_failure_first_and_once() -> None:
+    table = report.markdown(report.Table(failing(), passed=False), report.local_link)
     lines = table.splitlines()
-    assert lines[0] == "### Conveyor gate FAILED: nothing registered"
-    assert lines[2] == "| check | result | threshold | value | limit | margin | unit |"
-    body = [line for line in lines[4:] if line.startswith("| ")]
-    assert [line.split("|")[2].strip() for line in body] == ["❌ fail"] * 3 + ["✅ pass"] * 3  # failures first
+    assert lines[0] == "### ❌ Conveyor gate FAILED: fairness, latency, behaviour"
+    assert lines[2] == "Nothing registered."
+    assert lines[4] == "| result | check | measure | value | limit | margin | report |"
+    body = [line for line in lines[6:] if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in body] == ["❌ fail"] * 4 + ["✅ pass"] * 3
+    assert [line.split("|")[2].strip() for line in body[:4]] == ["fairness", "latency", "latency", "behaviour"]
     assert rows(table, "fairness") == [
-        ["fairness", "❌ fail", "**equalized-odds difference (race)**", "0.19", "≤ 0.1", "-0.09", ""],
-        ["fairness", "✅ pass", "equalized-odds difference (sex)", "0.05", "≤ 0.1", "+0.05", ""],
+        ["❌ fail", "fairness", *cells(RACE, "[fairness.html](reports/fairness.html)")],
+        [
+            "✅ pass",
+            "fairness",
+            "equalized-odds difference (sex)",
+            *cells(SEX, "[fairness.html](reports/fairness.html)"),
+        ],
     ]
-    assert rows(table, "latency") == [["latency", "❌ fail", "**single-record p99**", "6.8", "≤ 1", "-5.8", "ms"]]
-    assert rows(table, "drift") == [
-        ["drift", "❌ fail", "**drift did not run: reports/drift.json is missing**", "", "", "", ""]
-    ]
-    assert rows(table, "quality") == [
-        ["quality", "✅ pass", "row count", "30,162", "1,000 to 5,000,000", "+29,162", "rows"]
-    ]
-    assert rows(table, "evaluate") == [["evaluate", "✅ pass", "ROC AUC", "0.927", "≥ 0.88", "+0.047", ""]]
-    assert "- ⚠️ fairness: group 'x' | tiny" in lines  # below the table, where a | is only text
+    assert rows(table, "latency")[0] == ["❌ fail", "latency", *cells(SLOW, "[latency.json](reports/latency.json)")]
+    assert rows(table, "latency")[1][3:6] == ["12,990 rows/s", "≥ 20,000 rows/s", "-7,010 rows/s"]
+    assert rows(table, "behaviour") == [
+        ["❌ fail", "behaviour", "**behaviour did not run: reports/behaviour.json is missing**", "", "", "", "[behaviour.json](reports/behaviour.json)"]
+    ]  # fmt: skip
+    assert rows(table, "quality")[0][6] == "[quality/index.html](reports/quality/index.html)"
+    for judgement in (RACE, SLOW, THROUGHPUT):  # the failing row says it; nothing else repeats it
+        assert judgement.failure not in table
+        assert table.count(judgement.figures()[0]) == 1
+    assert "- ⚠️ fairness: group 'x' / tiny" not in table and "- ⚠️ fairness: group 'x' | tiny" in lines
 
 
-def test_passing_table_has_a_row_per_threshold_and_names_the_version() -> None:
+def test_passing_table_counts_the_checks_and_names_the_version() -> None:
     results = [
         CheckResult.judged("evaluate", [AUC.judge("roc_auc", 0.88)]),  # at the limit: passes, no headroom
         CheckResult.judged("latency", [P99.judge("single_p99_ms", 0.412)]),
         CheckResult.from_failures("quality", []),  # nothing judged: the check still has its row
     ]
-    table = report.markdown(results, passed=True, version="4")
-    assert table.startswith("### Conveyor gate passed: registered as version 4 (`candidate`)\n")
-    assert rows(table, "evaluate") == [["evaluate", "✅ pass", "ROC AUC", "0.88", "≥ 0.88", "0", ""]]
-    assert rows(table, "latency") == [["latency", "✅ pass", "single-record p99", "0.412", "≤ 1", "+0.588", "ms"]]
-    assert rows(table, "quality") == [["quality", "✅ pass", "no threshold judged", "", "", "", ""]]
+    table = report.markdown(report.Table(results, passed=True, version="4"), report.local_link)
+    assert table.startswith("### ✅ Conveyor gate passed: 3 checks\n\nRegistered as version 4 (`candidate`).\n")
+    assert rows(table, "evaluate") == [["✅ pass", "evaluate", "ROC AUC", "0.88", "≥ 0.88", "0", "[evaluate.json](reports/evaluate.json)"]]  # fmt: skip
+    assert rows(table, "latency")[0][3:6] == ["0.412 ms", "≤ 1 ms", "+0.588 ms"]
+    assert rows(table, "quality")[0][:3] == ["✅ pass", "quality", "no threshold judged"]
     assert "❌" not in table and "⚠️" not in table
 
 
-def test_a_breach_under_a_warn_policy_is_a_warning_row() -> None:
+def test_a_breach_under_a_warn_policy_is_a_warning_row_said_once() -> None:
     share = Threshold(max=0.3, label="drifted columns share", digits=2).judge("drifted_share", 0.46)
     warned = CheckResult(check="drift", passed=True, warnings=[share.failure], judgements=[share])
-    table = report.markdown([CheckResult.judged("evaluate", [AUC.judge("roc_auc", 0.9)]), warned], True, "2")
-    body = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert body[0] == "| drift | ⚠️ warn | drifted columns share | 0.46 | ≤ 0.3 | -0.16 |  |"
-    assert body[1].startswith("| evaluate | ✅ pass |")
+    results = [CheckResult.judged("evaluate", [AUC.judge("roc_auc", 0.9)]), warned]
+    table = report.markdown(report.Table(results, True, "2"), report.local_link)
+    assert rows(table, "drift") == [["⚠️ warn", "drift", "drifted columns share", "0.46", "≤ 0.3", "-0.16", "[drift.json](reports/drift.json)"]]  # fmt: skip
+    assert share.failure not in table
+    assert table.index("| ⚠️ warn | drift") < table.index("| ✅ pass | evaluate")
+
+
+def test_drift_with_no_new_batch_is_information_never_a_pass() -> None:
+    holdout = CheckResult(
+        check="drift",
+        passed=True,
+        metrics={"judged": False, "window": "holdout", "drifted_share": 0.0769},
+        warnings=["no new batch: holdout vs training, informational"],
+        artifacts=["reports/drift.html"],
+    )
+    table = report.Table([holdout, CheckResult.judged("evaluate", [AUC.judge("roc_auc", 0.9)])], True, "3")
+    markdown = report.markdown(table, report.local_link)
+    assert rows(markdown, "drift") == [
+        [report.MARK["info"], "drift", "drifted columns share (window = holdout)", "0.08", "not judged: no new batch", "", "[drift.html](reports/drift.html)"]
+    ]  # fmt: skip
+    assert (
+        f"- {report.MARK['info'].split()[0]} drift: no new batch: holdout vs training, informational"
+        in markdown.splitlines()
+    )
+    assert "info  drift" in report.text(table)
+
+
+def test_in_github_actions_every_report_links_to_the_runs_artifacts() -> None:
+    env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/conveyor", "GITHUB_RUN_ID": "77"}
+    link = report.ci_link(env)
+    assert link is not None and report.ci_link(env | {"GITHUB_RUN_ID": ""}) is None
+    table = report.markdown(report.Table(failing(), passed=False), link)
+    url = "https://github.com/org/conveyor/actions/runs/77#artifacts"
+    assert rows(table, "fairness")[0][6] == f"[fairness.html]({url})"
+    assert "](reports/" not in table
+
+
+def test_the_terminal_form_is_plain_aligned_text() -> None:
+    shown = report.text(report.Table(failing(), passed=False))
+    lines = shown.splitlines()
+    assert lines[:3] == ["gate FAILED: fairness, latency, behaviour", "Nothing registered.", ""]
+    table = [line for line in lines[3:] if line.startswith("  FAIL") or line.startswith("  pass")]
+    assert not any(mark in line for line in table for mark in ("|", "**", "❌"))
+    assert len(table) == 7 and table[0].split()[:2] == ["FAIL", "fairness"]
+    assert len({line.rindex(" reports/") for line in table}) == 1  # the report column lines up
+    assert "6.8 ms" in lines[4] and "≤ 1 ms" in lines[4] and "-5.8 ms" in lines[4]
+
+
+def test_a_long_table_is_clipped_at_a_line_keeping_the_heading_and_failures() -> None:
+    passes = [CheckResult.judged("drift", [AUC.judge(f"c{i}", 0.9, f"column {i}") for i in range(3000)])]
+    table = report.markdown(report.Table(failing() + passes, passed=False), report.local_link)
+    assert len(table) > 65_536
+    clipped = report.clip(table, 20_000)
+    assert len(clipped) <= 20_000
+    assert clipped.startswith("### ❌ Conveyor gate FAILED: fairness, latency, behaviour\n")
+    assert sum(line.startswith("| ❌ fail") for line in clipped.splitlines()) == 4
+    kept = sum(line.startswith("| ✅ pass") for line in clipped.splitlines())
+    assert clipped.endswith(
+        f"_…{3003 - kept + 2} more lines not shown: a comment's length is limited; index.html has them all._\n"
+    )
+    assert report.clip(clipped, 20_000) == clipped  # fmt: skip
+
+
+def test_report_keys_read_as_the_gate_table_names_them() -> None:
+    results = [CheckResult.judged("fairness", [RACE, SEX]), CheckResult.judged("evaluate", [AUC.judge("roc_auc", 0.9)])]
+    known = report.labels(results)
+    assert known == {"equalized_odds_difference": "equalized-odds difference", "roc_auc": "ROC AUC"}
+    assert report.readable("features.race.equalized_odds_difference", known) == "equalized-odds difference (race)"
+    assert report.readable("roc_auc", known) == "ROC AUC"
+    assert (
+        report.readable("features.race.groups.Black.false_positive_rate", known) == "false positive rate (race, Black)"
+    )
+    assert report.readable("columns.age.score", {}) == "score (age)"
+
+
+@pytest.mark.parametrize(
+    ("number", "sign", "shown"),
+    [(12990.4, False, "12,990"), (0.92814, False, "0.9281"), (2.5e-5, False, "0.000025"), (0.0, True, "0"),
+     (0.03, True, "+0.03"), (-1299.04, True, "-1,299")],
+)  # fmt: skip
+def test_figures_without_a_threshold_keep_four_significant_digits(number: float, sign: bool, shown: str) -> None:
+    assert significant(number, sign=sign) == shown
