@@ -2,7 +2,8 @@
 metrics, count failed windows and send the retrain dispatch when they are confirmed.
 
 The previous run's files are removed first, so a run that stops on bad input leaves no verdict claiming to be its
-own; the state file is saved last, after the dispatch went out (a failed dispatch is tried again next run)."""
+own. A dispatch that fails (no token, GitHub refuses) still leaves this window's verdict and metrics written and
+pushed, keeps the count (the next run tries again) and then stops the run with its sentence (exit code 2)."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def run(settings: Settings, options: Options, now: datetime | None = None) -> Ou
     version = versions[-1] if versions else None
     span = live.describe()
     current = state.advance(state.load(state_path), result.metrics["judged"], result.passed, version, span)
-    sent = None
+    sent, refused = None, None
     moment = now or datetime.now(UTC)
     cooldown = window.duration(settings.monitor.cooldown, "monitor.cooldown").total_seconds()
     if state.due(current, settings.monitor.failed_windows, cooldown, moment):
@@ -109,15 +110,15 @@ def run(settings: Settings, options: Options, now: datetime | None = None) -> Ou
         if options.dry_run:
             print(f"dry run: would send\n{sent.shown()}")
         else:
-            state.send(sent)
-            current = replace(current, consecutive_failed=0, dispatched_at=moment.isoformat())
+            try:
+                state.send(sent)
+                current = replace(current, consecutive_failed=0, dispatched_at=moment.isoformat())
+            except ConveyorError as exc:  # the verdict and metrics are still written; the count stays, to retry
+                refused = exc
+    retrain = _retrain(sent, options, refused)
     result = replace(
         result,
-        metrics={
-            **result.metrics,
-            "consecutive_failed_windows": current.consecutive_failed,
-            "retrain": _retrain(sent, options),
-        },
+        metrics={**result.metrics, "consecutive_failed_windows": current.consecutive_failed, "retrain": retrain},
         artifacts=[str(options.reports / MONITOR_REPORT.name), str(options.reports / MONITOR_METRICS.name)],
     )
 
@@ -130,10 +131,15 @@ def run(settings: Settings, options: Options, now: datetime | None = None) -> Ou
     state.save(state_path, current)
     if options.push_gateway:
         metrics.push(options.push_gateway, reg)
+    if refused is not None:
+        raise refused
     return Outcome(result, current, sent)
 
 
-def _retrain(sent: state.Request | None, options: Options) -> dict[str, Any]:
+def _retrain(sent: state.Request | None, options: Options, refused: ConveyorError | None) -> dict[str, Any]:
+    """What became of the retrain dispatch this run: not due, printed (dry run), sent, or refused and why."""
     if sent is None:
-        return {"dispatched": False}
-    return {"dispatched": not options.dry_run, "dry_run": options.dry_run, "url": sent.url, "body": sent.body}
+        return {"due": False, "dispatched": False}
+    found: dict[str, Any] = {"due": True, "dispatched": not options.dry_run and refused is None}
+    found |= {"dry_run": options.dry_run, "url": sent.url, "body": sent.body}
+    return found | ({"error": str(refused)} if refused else {})

@@ -230,3 +230,19 @@ def test_a_bad_monitor_setting_is_refused_with_its_field(tmp_path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConveyorError, match=r"monitor\.cooldown = 'a day' is invalid"):
         load_settings(tmp_path / "params.yaml")
+
+
+def test_a_refused_dispatch_still_writes_the_verdict_and_keeps_the_count(
+    project: Settings, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    folder = tmp_path / "log"
+    state.save(folder / state.STATE_FILE, state.State(2, "1", "before", None))
+    traffic(project, folder, age=40)
+    with pytest.raises(ConveyorError, match=r"\$GITHUB_TOKEN is not set"):
+        monitor(project, folder)
+    result = CheckResult.read(Path("reports/monitor.json"))
+    assert not result.passed and result.metrics["retrain"]["due"] and not result.metrics["retrain"]["dispatched"]
+    assert "GITHUB_TOKEN" in result.metrics["retrain"]["error"]
+    assert value(families(), "conveyor_monitor_consecutive_failed_windows") == 3
+    assert state.load(folder / state.STATE_FILE).consecutive_failed == 3  # the next run tries again
