@@ -20,8 +20,9 @@ PUSH_GATEWAY_ENV = "CONVEYOR_PUSH_GATEWAY"
 def _monitor(args: argparse.Namespace) -> int:
     from conveyor.config import load_settings
     from conveyor.errors import ConveyorError
-    from conveyor.monitor.run import Options, run
+    from conveyor.monitor.run import Options, clear, run
 
+    clear(args.reports)  # before anything can stop the run: no earlier verdict stays behind
     if args.log is None:
         raise ConveyorError("--log is missing; expected the prediction log's folder, e.g. --log predictions/.")
     settings = load_settings(args.params)

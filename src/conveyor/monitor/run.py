@@ -90,8 +90,7 @@ def run(settings: Settings, options: Options, now: datetime | None = None) -> Ou
     result = assess.assess(settings, live, assess.reference(settings, model))
 
     state_path = options.state or options.log / state.STATE_FILE
-    versions = result.metrics["versions"]["primary"]
-    version = versions[-1] if versions else None
+    version = str(live.primary["version"].iloc[-1]) if len(live.primary) else None  # the newest record's
     span = live.describe()
     current = state.advance(state.load(state_path), result.metrics["judged"], result.passed, version, span)
     sent, refused = None, None
