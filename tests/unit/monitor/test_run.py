@@ -4,7 +4,9 @@ Prometheus text with the contract's names, and no verdict of an earlier run surv
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +248,37 @@ def test_a_refused_dispatch_still_writes_the_verdict_and_keeps_the_count(
     assert "GITHUB_TOKEN" in result.metrics["retrain"]["error"]
     assert value(families(), "conveyor_monitor_consecutive_failed_windows") == 3
     assert state.load(folder / state.STATE_FILE).consecutive_failed == 3  # the next run tries again
+
+
+def test_the_metrics_are_put_to_the_pushgateway_under_the_monitors_job(project: Settings, tmp_path) -> None:
+    seen: list[tuple[str, str, bytes]] = []
+
+    class Pushgateway(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            seen.append((self.command, self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Pushgateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        traffic(project, tmp_path / "log")
+        monitor(project, tmp_path / "log", push_gateway=f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    ((method, path, body),) = seen
+    assert (method, path) == ("PUT", "/metrics/job/conveyor-monitor")
+    pushed = {family.name for family in text_string_to_metric_families(body.decode())}
+    assert pushed == set(families()) and "conveyor_monitor_passed" in pushed
+
+
+def test_an_unreachable_pushgateway_is_one_sentence_after_the_files_are_written(project: Settings, tmp_path) -> None:
+    traffic(project, tmp_path / "log")
+    with pytest.raises(ConveyorError, match=r"--push-gateway = 'http://127\.0\.0\.1:9': the push failed"):
+        monitor(project, tmp_path / "log", push_gateway="http://127.0.0.1:9")
+    assert CheckResult.read(Path("reports/monitor.json")).passed
