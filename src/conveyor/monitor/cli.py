@@ -66,7 +66,7 @@ def _collect(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    serve(args.dir, args.host, args.port, args.max_body_bytes, args.max_file_bytes)
+    serve(args.dir, args.host, args.port, args.max_body_bytes, args.max_file_bytes, args.max_total_bytes)
     return 0
 
 

@@ -13,10 +13,11 @@ It takes two forms of POST, to any path:
   in `*.events` files beside the log, which `conveyor monitor` does not read.
 
 Durability: each POST's lines are written, flushed and fsync'ed before the 200, so an acknowledged batch survives
-a pod or node restart; a file is closed when it reaches --max-file-bytes and a new one begins. Each process writes
-its own files (start time and host name in the name), so replicas on a ReadWriteMany volume never share one.
+a pod or node restart; a file is closed when it reaches --max-file-bytes and a new one begins, and then the oldest
+files go while the folder holds over --max-total-bytes of that kind (the volume never fills). Each process writes
+its own files (start time, host name and pid in the name), so replicas on a ReadWriteMany volume never share one.
 Errors: 400 (a body that is not what its Content-Type says), 413 (over --max-body-bytes), 415 (another
-Content-Type), each with one sentence in `{"error": ...}`."""
+Content-Type), 503 (the volume refused the write: full, or gone), each with one sentence in `{"error": ...}`."""
 
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ BINARY_REQUIRED = ("ce-id", "ce-type", "ce-source", "ce-specversion")
 
 
 class Sink:
-    """Appends lines to the current file of one kind (`.jsonl` records, `.events` raw events), rotating by size."""
+    """Appends lines to the current file of one kind (`.jsonl` records, `.events` raw events), rotating by size;
+    at each rotation the oldest files of that kind go while the kind's total is over `max_total_bytes`."""
 
-    def __init__(self, folder: Path, suffix: str, max_file_bytes: int) -> None:
-        self.folder, self.suffix, self.max_file_bytes = folder, suffix, max_file_bytes
+    def __init__(self, folder: Path, suffix: str, max_file_bytes: int, max_total_bytes: int) -> None:
+        self.folder, self.suffix = folder, suffix
+        self.max_file_bytes, self.max_total_bytes = max_file_bytes, max_total_bytes
         self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
 
@@ -62,6 +65,17 @@ class Sink:
             if self._file.tell() >= self.max_file_bytes:
                 self._file.close()
                 self._file = None
+                self._prune()
+
+    def _prune(self) -> None:
+        """Remove the oldest files (names sort by start time) until the total fits; the newest always stays."""
+        files = sorted(self.folder.glob(f"*{self.suffix}"))
+        total = sum(f.stat().st_size for f in files)
+        for old in files[:-1]:
+            if total <= self.max_total_bytes:
+                break
+            total -= old.stat().st_size
+            old.unlink(missing_ok=True)
 
     def close(self) -> None:
         with self._lock:
@@ -73,10 +87,12 @@ class Sink:
 class Collector(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], folder: Path, max_body_bytes: int, max_file_bytes: int) -> None:
+    def __init__(
+        self, address: tuple[str, int], folder: Path, max_body_bytes: int, max_file_bytes: int, max_total_bytes: int
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.records = Sink(folder, predictionlog.LOG_SUFFIX, max_file_bytes)
-        self.raw = Sink(folder, RAW_SUFFIX, max_file_bytes)
+        self.records = Sink(folder, predictionlog.LOG_SUFFIX, max_file_bytes, max_total_bytes)
+        self.raw = Sink(folder, RAW_SUFFIX, max_file_bytes, max_total_bytes)
         self.max_body_bytes = max_body_bytes
         super().__init__(address, Handler)
 
@@ -122,6 +138,12 @@ class Handler(BaseHTTPRequestHandler):
                 )
         except Refused as refused:
             self._answer(refused.status, {"error": refused.sentence})
+            return
+        except OSError as exc:  # a full or lost volume: the sender keeps its batch and retries
+            sentence = (
+                f"the log folder refused the write ({exc.strerror or exc}); nothing of this body is acknowledged."
+            )
+            self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": sentence})
             return
         self._answer(HTTPStatus.OK, {"stored": stored})
 
@@ -173,9 +195,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def serve(folder: Path, host: str, port: int, max_body_bytes: int, max_file_bytes: int) -> None:
+def serve(folder: Path, host: str, port: int, max_body_bytes: int, max_file_bytes: int, max_total_bytes: int) -> None:
     """Run until interrupted (SIGTERM or Ctrl-C), then close the open files."""
-    server = Collector((host, port), folder, max_body_bytes, max_file_bytes)
+    server = Collector((host, port), folder, max_body_bytes, max_file_bytes, max_total_bytes)
     print(f"collecting into {folder} on http://{host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

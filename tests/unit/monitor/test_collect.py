@@ -34,7 +34,9 @@ KSERVE = {
 
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[tuple[Collector, Path]]:
-    server = Collector(("127.0.0.1", 0), tmp_path / "log", max_body_bytes=4096, max_file_bytes=600)
+    server = Collector(
+        ("127.0.0.1", 0), tmp_path / "log", max_body_bytes=4096, max_file_bytes=600, max_total_bytes=10**6
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server, tmp_path / "log"
@@ -108,3 +110,24 @@ def test_refused_bodies_get_one_sentence_and_store_nothing(
     answered, payload = post(server, body, headers)
     assert answered == status and says in payload["error"]
     assert payload["error"].endswith(".") and list(predictionlog.read(folder)) == []
+
+
+def test_the_oldest_files_go_past_the_total_limit(collector: tuple[Collector, Path]) -> None:
+    server, folder = collector
+    server.records.max_total_bytes = 2500  # each batch here (~700 bytes) closes its file: about three files fit
+    batch = predictionlog.to_cloudevents(RECORDS, "t", "m")
+    for _ in range(8):
+        assert post(server, batch, {"Content-Type": predictionlog.CLOUDEVENTS_BATCH})[0] == 200
+    files = predictionlog.files(folder)
+    assert len(files) > 1 and sum(f.stat().st_size for f in files) <= 2500
+    kept = list(predictionlog.read(folder))
+    assert 3 <= len(kept) < 8 * 3 and len(kept) % 3 == 0  # whole files of the newest batches; the oldest went
+
+
+def test_a_volume_that_refuses_the_write_is_503_and_acknowledges_nothing(collector: tuple[Collector, Path]) -> None:
+    server, folder = collector
+    folder.rmdir()
+    folder.write_text("")  # the volume is gone: a file stands where the folder was, even root cannot write into it
+    batch = predictionlog.to_cloudevents(RECORDS, "t", "m")
+    status, answer = post(server, batch, {"Content-Type": predictionlog.CLOUDEVENTS_BATCH})
+    assert status == 503 and answer["error"].startswith("the log folder refused the write (Not a directory)")
