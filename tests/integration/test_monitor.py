@@ -124,6 +124,7 @@ def test_clean_traffic_passes_drifted_traffic_fails_and_the_retrain_is_dispatche
     assert "drift score (age) = " in failed.stderr
     result = CheckResult.read(project.root / "reports" / "monitor.json")
     assert "age" in result.metrics["drift"]["drifted"] and "drift" in result.metrics["failing"]
+    assert result.metrics["score_shift"]["psi"] > settings.monitor.score_shift.max  # older people score higher
     prom = (project.root / "reports" / "monitor.prom").read_text()
     assert 'conveyor_monitor_feature_drifted{feature="age"} 1.0' in prom and "conveyor_monitor_passed 0.0" in prom
     assert GitHub.seen == []  # one failed window: not yet

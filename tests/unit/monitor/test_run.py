@@ -282,3 +282,17 @@ def test_an_unreachable_pushgateway_is_one_sentence_after_the_files_are_written(
     with pytest.raises(ConveyorError, match=r"--push-gateway = 'http://127\.0\.0\.1:9': the push failed"):
         monitor(project, tmp_path / "log", push_gateway="http://127.0.0.1:9")
     assert CheckResult.read(Path("reports/monitor.json")).passed
+
+
+def test_a_model_that_turns_one_group_down_fails_fairness_by_that_feature(project: Settings, tmp_path) -> None:
+    x = logs.synthetic(project, ROWS, 1)
+    proba, _, actual = logs.scored(ROWS, 1)
+    female = (x["sex"] == "Female").to_numpy()
+    proba = np.where(female, proba / 3, proba)  # the same people, a third of the score when female
+    logs.write(tmp_path / "log", project, x, proba, (proba >= 0.5).astype(int), actual, start=NOW - timedelta(hours=2))
+    result = monitor(project, tmp_path / "log").result
+    assert "fairness" in result.metrics["failing"]
+    assert any(f.startswith("equalized-odds difference (sex) = ") for f in result.failures), result.failures
+    assert not any("(race)" in f for f in result.failures)  # race was left alone
+    found = families()
+    assert value(found, "conveyor_monitor_fairness", feature="sex", metric="equalized_odds_difference") > 0.1
