@@ -26,6 +26,18 @@ def _not_judged(found: dict[str, Any]) -> str:
     return f"<p>Not judged: {html.escape(found.get('reason', ''))}.</p>"
 
 
+def _versions(versions: dict[str, list[str]]) -> str:
+    return "; ".join(f"{role} {', '.join(found)}" for role, found in versions.items() if found) or "none"
+
+
+def _retrain(retrain: dict[str, Any]) -> str:
+    if not retrain["due"]:
+        return "not due"
+    if retrain.get("error"):
+        return f"due, refused: {retrain['error']}"
+    return "due, printed (dry run)" if retrain["dry_run"] else "sent (conveyor-retrain)"
+
+
 def render(result: CheckResult) -> str:
     m = result.metrics
     verdict = "not judged" if not m["judged"] else ("passed" if result.passed else "FAILED")
@@ -35,7 +47,9 @@ def render(result: CheckResult) -> str:
         f"<h1>Monitor: <span class='{css}'>{verdict}</span></h1>",
         f"<p>Window {html.escape(window['since'])} to {html.escape(window['until'])}. Records: "
         f"{m['records']['primary']} primary ({m['labelled']['primary']} labelled), {m['records']['shadow']} shadow "
-        f"({m['labelled']['shadow']} labelled). Versions: {html.escape(str(m['versions']))}.</p>",
+        f"({m['labelled']['shadow']} labelled). Model versions: {html.escape(_versions(m['versions']))}.</p>",
+        f"<p>Failed windows in a row: {m['consecutive_failed_windows']}. Retrain dispatch: "
+        f"{html.escape(_retrain(m['retrain']))}.</p>",
     ]
     if result.failures:
         parts.append(
