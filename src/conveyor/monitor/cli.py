@@ -116,3 +116,9 @@ def add_commands(commands: Commands) -> None:
     collect.add_argument(
         "--max-file-bytes", type=int, default=64 * 1024 * 1024, help="a log file's size before the next"
     )
+    collect.add_argument(
+        "--max-total-bytes",
+        type=int,
+        default=4 * 1024**3,
+        help="past this, the oldest files go (keep it under the volume)",
+    )
