@@ -25,6 +25,7 @@ PARTS = (
     "conveyor.gate.cli",
     "conveyor.registry.cli",
     "conveyor.serve.cli",
+    "conveyor.monitor.cli",
     "conveyor.deploy.cli",
     "conveyor.manifests.cli",
     "conveyor.argo.cli",

@@ -543,6 +543,34 @@ class ArgoSettings(_Strict):
         return self.defaults.model_copy(update=override.model_dump(exclude_none=True))
 
 
+class Bootstrap(_Strict):
+    """The paired bootstrap of champion against challenger: resamples, confidence level and a fixed seed, so a
+    window's interval is the same on every run."""
+
+    resamples: int = Field(ge=100, le=100_000)
+    confidence: float = Field(gt=0.5, lt=1)
+    seed: int
+
+
+class MonitorSettings(_Strict):
+    """`conveyor monitor` (conveyor.monitor): live traffic judged against the training reference. Drift reuses
+    gates.drift, the ROC AUC floor gates.evaluate.roc_auc and fairness gates.fairness; these are its own."""
+
+    min_records: int = Field(ge=1)  # primary predictions in a window below which drift and score shift are not judged
+    min_labelled: int = Field(ge=1)  # labelled ones below which performance and fairness are not judged
+    precision: Ratio
+    recall: Ratio
+    calibration_error: Ratio  # expected calibration error, equal-width probability bins
+    calibration_bins: int = Field(ge=2, le=100)
+    score_shift: Annotated[Threshold, _limits(0, needs=("max",))]  # PSI of live scores against the holdout's
+    score_bins: int = Field(ge=2, le=100)
+    failed_windows: int = Field(ge=1)  # consecutive failed windows that send the retrain dispatch
+    cooldown: str = Field(pattern=DURATION)  # after a dispatch, none again for this long
+    bootstrap: Bootstrap
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")  # owner/name the dispatch goes to
+    github_api: str = Field(pattern=r"^https?://\S+$")
+
+
 class Settings(_Strict):
     data: DataSettings
     split: SplitSettings
@@ -552,6 +580,7 @@ class Settings(_Strict):
     deploy: DeploySettings
     monitoring: MonitoringSettings
     argo: ArgoSettings
+    monitor: MonitorSettings
 
 
 def _describe(error: dict[str, Any], source: Path) -> str:

@@ -7,7 +7,7 @@ reported as informational and nothing is judged, so a fresh clone never shows a 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -29,25 +29,58 @@ VALUE_DRIFT = "evidently:metric_v2:ValueDrift"
 DRIFTED_COUNT = "evidently:metric_v2:DriftedColumnsCount"
 
 
-def run(settings: Settings) -> CheckResult:
-    """Compare the windows, write reports/drift.html and reports/drift.json, gate on the share and each column."""
-    reference, current, window = windows(settings)
+@dataclass(frozen=True)
+class Measured:
+    """One comparison of two windows under params.yaml's drift configuration: Evidently's snapshot, the drifted
+    count and share, the per-column results, the drifted columns in feature order and their judgements."""
+
+    snapshot: Snapshot
+    count: int
+    share: float
+    columns: dict[str, dict[str, Any]]
+    drifted: list[str]
+    judgements: list[Judgement]
+    tests: dict[str, str | None]
+
+
+def measure(settings: Settings, reference: pd.DataFrame, current: pd.DataFrame, what: str) -> Measured:
+    """The pipeline's drift comparison (`what` names the current window in error sentences); `conveyor monitor`
+    calls it on live traffic, so both judge drift with one configuration."""
     features = list(settings.data.features)
     _check_window(reference, "reference", features)
-    _check_window(current, f"current ({window})", features)
+    _check_window(current, f"current ({what})", features)
     gate = settings.gates.drift
     tests = {
         "numeric": _stat_test(gate.numeric, ColumnType.Numerical, "numeric"),
         "categorical": _stat_test(gate.categorical, ColumnType.Categorical, "categorical"),
     }
     snapshot = _compare(settings, reference, current, tests)
-    html = REPORTS / f"{CHECK}.html"
-    html.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.save_html(str(html))
-
     count, share, columns = _read(snapshot.dict(), settings, tests)
     drifted = [name for name in features if columns[name]["drifted"]]
     judgements = [_named(gate.drifted_share.judge("drifted_share", share), drifted), *_by_column(gate, columns)]
+    return Measured(snapshot, count, share, columns, drifted, judgements, tests)
+
+
+def thresholds(settings: Settings, tests: dict[str, str | None]) -> dict[str, Any]:
+    """The drift settings as a CheckResult's `thresholds` show them."""
+    gate = settings.gates.drift
+    return {
+        "drifted_share": gate.drifted_share.model_dump(),
+        "policy": gate.policy,
+        **{f"{kind}_{key}": value for kind in tests for key, value in getattr(gate, kind).model_dump().items()},
+    }
+
+
+def run(settings: Settings) -> CheckResult:
+    """Compare the windows, write reports/drift.html and reports/drift.json, gate on the share and each column."""
+    reference, current, window = windows(settings)
+    found = measure(settings, reference, current, window)
+    html = REPORTS / f"{CHECK}.html"
+    html.parent.mkdir(parents=True, exist_ok=True)
+    found.snapshot.save_html(str(html))
+
+    gate = settings.gates.drift
+    judgements = found.judgements
     breaches = [j.failure for j in judgements if j.failure]
     blocking = gate.policy == "block"
     fresh = window != HOLDOUT_WINDOW
@@ -61,18 +94,14 @@ def run(settings: Settings) -> CheckResult:
             "window": window,
             "reference_rows": len(reference),
             "current_rows": len(current),
-            "drifted_share": share,
-            "drifted_count": count,
-            "columns_tested": len(features),
-            "columns": columns,
+            "drifted_share": found.share,
+            "drifted_count": found.count,
+            "columns_tested": len(settings.data.features),
+            "columns": found.columns,
         },
-        thresholds={
-            "drifted_share": gate.drifted_share.model_dump(),
-            "policy": gate.policy,
-            **{f"{kind}_{key}": value for kind in tests for key, value in getattr(gate, kind).model_dump().items()},
-        },
+        thresholds=thresholds(settings, found.tests),
         failures=breaches if blocking else [],
-        warnings=([] if blocking else breaches) + ([] if fresh else [_informational(share, drifted)]),
+        warnings=([] if blocking else breaches) + ([] if fresh else [_informational(found.share, found.drifted)]),
         artifacts=[str(html)],
         judgements=judgements,
     )

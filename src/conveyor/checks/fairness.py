@@ -72,8 +72,9 @@ def assess(settings: Settings, x: pd.DataFrame, y: np.ndarray, proba: np.ndarray
         groups = x[name].astype(object).fillna(MISSING).rename(name).reset_index(drop=True)
         features[name] = measure(y, labels, groups, gate)
         before[name] = features[name] if same else measure(y, plain, groups, gate)
-        judgements += _judge(name, features[name], gate)
-        warnings += _notes(name, features[name], gate)
+        judged, notes = judge(name, features[name], gate)
+        judgements += judged
+        warnings += notes
     metrics = {
         "holdout_rows": len(y),
         "features": features,
@@ -126,40 +127,44 @@ def measure(y: np.ndarray, labels: np.ndarray, groups: pd.Series, gate: Fairness
     return summary
 
 
-def _judge(name: str, found: dict[str, Any], gate: FairnessGate) -> list[Judgement]:
-    """The feature's disparities against their thresholds; one that is undefined (under two gated groups, or no
-    positive prediction) is not judged: _notes reports why."""
-    return [
+def judge(
+    name: str, found: dict[str, Any], gate: FairnessGate, rows: str = "holdout"
+) -> tuple[list[Judgement], list[str]]:
+    """The feature's disparities (`measure`) against their thresholds, and notes on what is not judged: a
+    disparity that is undefined (under two gated groups, or no positive prediction) and each group too small to
+    gate. `rows` names the rows measured in the notes (holdout, labelled live)."""
+    judgements = [
         threshold.judge(metric, found[metric], subject=name)
         for metric, threshold in gate.thresholds().items()
         if found.get(metric) is not None
     ]
+    return judgements, _notes(name, found, gate, rows)
 
 
-def _short(group: dict[str, Any], gate: FairnessGate) -> str:
+def _short(group: dict[str, Any], gate: FairnessGate, rows: str) -> str:
     """What a group lacks to be gated: `442 holdout rows but 5 positives, below gates.fairness.min_group_positives 30`."""
     if group["count"] < gate.min_group_size:
-        return f"{group['count']} holdout rows, below gates.fairness.min_group_size {gate.min_group_size}"
+        return f"{group['count']} {rows} rows, below gates.fairness.min_group_size {gate.min_group_size}"
     if group["positives"] < gate.min_group_positives:
         return (
-            f"{group['count']} holdout rows but {group['positives']} positives, below "
+            f"{group['count']} {rows} rows but {group['positives']} positives, below "
             f"gates.fairness.min_group_positives {gate.min_group_positives}"
         )
     return (
-        f"{group['count']} holdout rows but {group['negatives']} negatives, below "
+        f"{group['count']} {rows} rows but {group['negatives']} negatives, below "
         f"gates.fairness.min_group_negatives {gate.min_group_negatives}"
     )
 
 
-def _notes(name: str, found: dict[str, Any], gate: FairnessGate) -> list[str]:
+def _notes(name: str, found: dict[str, Any], gate: FairnessGate, rows: str) -> list[str]:
     notes = [
-        f"{name} group {group!r} has {_short(g, gate)}: its metrics are reported, not gated."
+        f"{name} group {group!r} has {_short(g, gate, rows)}: its metrics are reported, not gated."
         for group, g in found["groups"].items()
         if not g["gated"]
     ]
     if found["gated_groups"] < 2:
         notes.append(
-            f"{name} has {found['gated_groups']} group(s) with enough holdout rows, positives and negatives to "
+            f"{name} has {found['gated_groups']} group(s) with enough {rows} rows, positives and negatives to "
             "gate; a disparity needs two, so none is gated."
         )
     elif found.get("demographic_parity_ratio") is None:

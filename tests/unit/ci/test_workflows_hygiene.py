@@ -131,7 +131,8 @@ def test_the_train_concurrency_comment_says_what_a_third_run_does() -> None:
 
 def test_training_triggers_leave_deploy_commits_out() -> None:
     on = load(ROOT / ".github" / "workflows" / "train.yml")[True]  # PyYAML reads the key `on` as True
-    assert set(on) == {"schedule", "workflow_dispatch", "push"}
+    assert set(on) == {"schedule", "workflow_dispatch", "repository_dispatch", "push"}
+    assert on["repository_dispatch"] == {"types": ["conveyor-retrain"]}  # `conveyor monitor`'s retrain trigger
     assert on["push"]["paths"] == ["data.dvc", "params.yaml", "dvc.yaml", "src/**"]
     assert not any(p.startswith("k8s") for p in on["push"]["paths"])
 

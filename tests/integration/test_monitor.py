@@ -1,0 +1,176 @@
+"""`conveyor monitor` end to end, as real subprocesses on a copy of the session's pipeline run: the holdout scored
+by the real demo bundle as live traffic passes; the same rows with age + 20 years (capped at 90), scored again,
+fail naming age; once monitor.failed_windows windows have failed, the `conveyor-retrain` dispatch reaches a local
+HTTP server standing in for GitHub's API. And `conveyor monitor collect`, a real server, takes CloudEvents
+batches that predictionlog.read reads back.
+
+The log is written by `replay`, one helper: when `conveyor serve` writes the log, it becomes traffic through the
+real server with feedback posted to /v1/feedback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conveyor import bundle, predictionlog
+from conveyor.checks import holdout
+from conveyor.checks.result import CheckResult
+from conveyor.config import Settings
+from conveyor.monitor import state
+from tests.conftest import CONVEYOR, Project, copy_project, free_port, wait_for
+from tests.unit.monitor import logs
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC).replace(microsecond=0)
+CLEAN = NOW - timedelta(hours=10)  # the clean window's first record
+DRIFTED = NOW - timedelta(hours=6)  # the drifted window's
+
+
+def replay(
+    folder: Path,
+    settings: Settings,
+    x: pd.DataFrame,
+    proba: np.ndarray,
+    labels: np.ndarray,
+    y: np.ndarray,
+    start: datetime,
+    prefix: str,
+) -> None:
+    """Predictions of the served model for `x` and their true labels as feedback, in the prediction log."""
+    logs.write(folder, settings, x, proba, labels, y, start=start, version="1", prefix=prefix)
+
+
+class GitHub(BaseHTTPRequestHandler):
+    """GitHub's dispatches endpoint on 127.0.0.1: records each request, answers 204."""
+
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        GitHub.seen.append({"path": self.path, "authorization": self.headers["Authorization"], "body": body})
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def github() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), GitHub)
+    GitHub.seen = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def project(pipeline_run: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    copied = copy_project(pipeline_run, tmp_path / "project")
+    copied.write_params({"monitor": {"failed_windows": 2, "repository": "conveyor-org/conveyor"}})
+    monkeypatch.chdir(copied.root)  # the holdout's data paths are relative to the project
+    return copied
+
+
+def monitor(project: Project, api: str, since: datetime, until: datetime) -> subprocess.CompletedProcess[str]:
+    args = ["monitor", "--log", "log", "--since", since.isoformat(), "--until", until.isoformat(), "--github-api", api]
+    return subprocess.run(
+        [CONVEYOR, *args],
+        cwd=project.root,
+        env=project.env | {"GITHUB_TOKEN": "ghs_integration"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_clean_traffic_passes_drifted_traffic_fails_and_the_retrain_is_dispatched(
+    project: Project, github: str
+) -> None:
+    settings = project.settings
+    models = project.root / "models"
+    clean = holdout.score(settings, models)
+    replay(project.root / "log", settings, clean.x, clean.proba, clean.labels, clean.y, CLEAN, "clean")
+    older = clean.x.assign(age=np.minimum(clean.x["age"] + 20, 90))
+    proba = bundle.load(models, settings).predict_proba(older)[:, 1]
+    replay(project.root / "log", settings, older, proba, clean.decision.labels(older, proba), clean.y, DRIFTED, "older")
+    span = timedelta(hours=3)
+
+    passed = monitor(project, github, CLEAN, CLEAN + span)
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout.startswith("monitor: passed"), passed.stdout + passed.stderr
+    result = CheckResult.read(project.root / "reports" / "monitor.json")
+    assert result.passed and result.metrics["records"]["primary"] == len(clean.y)
+    assert result.metrics["labelled"]["primary"] == len(clean.y) and result.metrics["drift"]["drifted"] == []
+    assert result.metrics["score_shift"]["psi"] < 0.01  # the same rows the reference scores came from
+    assert result.metrics["performance"]["primary"]["roc_auc"] >= settings.gates.evaluate.roc_auc.min
+
+    failed = monitor(project, github, DRIFTED, DRIFTED + span)
+    assert failed.returncode == 1 and failed.stdout.startswith("monitor: FAILED"), failed.stdout + failed.stderr
+    assert "drift score (age) = " in failed.stderr
+    result = CheckResult.read(project.root / "reports" / "monitor.json")
+    assert "age" in result.metrics["drift"]["drifted"] and "drift" in result.metrics["failing"]
+    assert result.metrics["score_shift"]["psi"] > settings.monitor.score_shift.max  # older people score higher
+    prom = (project.root / "reports" / "monitor.prom").read_text()
+    assert 'conveyor_monitor_feature_drifted{feature="age"} 1.0' in prom and "conveyor_monitor_passed 0.0" in prom
+    assert GitHub.seen == []  # one failed window: not yet
+
+    again = monitor(project, github, DRIFTED, DRIFTED + span)
+    assert again.returncode == 1 and "sent the conveyor-retrain dispatch" in again.stdout, again.stdout + again.stderr
+    (sent,) = GitHub.seen
+    assert sent["path"] == "/repos/conveyor-org/conveyor/dispatches"
+    assert sent["authorization"] == "Bearer ghs_integration"
+    assert "ghs_integration" not in again.stdout + again.stderr
+    assert sent["body"]["event_type"] == "conveyor-retrain"
+    payload = sent["body"]["client_payload"]
+    assert payload["model_version"] == "1" and payload["consecutive_failed_windows"] == 2
+    assert "drift" in payload["failing_checks"] and any("(age)" in f for f in payload["failures"])
+    assert payload["window"].startswith(DRIFTED.isoformat(timespec="seconds").replace("+00:00", "Z"))
+    saved = state.load(project.root / "log" / state.STATE_FILE)
+    assert saved.consecutive_failed == 0 and saved.dispatched_at is not None
+
+    cooling = monitor(project, github, DRIFTED, DRIFTED + span)  # fails again: counted, but no second dispatch
+    assert cooling.returncode == 1 and len(GitHub.seen) == 1
+
+
+def test_the_collector_takes_cloudevents_that_the_monitor_reads_back(tmp_path: Path) -> None:
+    port = free_port()
+    folder = tmp_path / "log"
+    server = subprocess.Popen(
+        [CONVEYOR, "monitor", "collect", "--dir", str(folder), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        records = [
+            predictionlog.Prediction(f"r{n}", predictionlog.now(), "1", "primary", {"age": 30 + n}, 0.1 * n, "<=50K")
+            for n in range(5)
+        ] + [predictionlog.Feedback("r1", predictionlog.now(), ">50K")]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/",
+            data=predictionlog.to_cloudevents(records, source="test", model="conveyor"),
+            headers={"Content-Type": predictionlog.CLOUDEVENTS_BATCH},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read()) == {"stored": 6}
+        assert list(predictionlog.read(folder)) == records
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=10) == 0
