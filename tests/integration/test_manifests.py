@@ -90,7 +90,7 @@ def test_the_private_registry_component_is_opt_in_and_checked_where_no_overlay_e
     for env, source in rendered.items():
         assert "imagePullSecrets" not in _service_account(source.docs), env
     components = check.render_components(repo, "staging")
-    assert PRIVATE_REGISTRY in components  # beside the other opt-in components (shadow, prediction-log)
+    assert PRIVATE_REGISTRY in components  # beside the other opt-in components (shadow)
     account = _service_account(components[PRIVATE_REGISTRY].docs)
     assert account["imagePullSecrets"] == [{"name": "conveyor-registry"}]
     assert account["metadata"]["namespace"] == "conveyor-staging"

@@ -1,6 +1,6 @@
 """The monitoring manifests: the alert rules written from params.yaml and rendered into each overlay, their promtool
-tests covering every alert both ways, runbook links into docs/monitoring.md, the dashboard's ConfigMap, and the
-shadow and prediction-log components."""
+tests covering every alert both ways, runbook links into docs/monitoring.md, the dashboard's ConfigMap, the
+shadow component, and the API's path to the prediction log's collector."""
 
 from __future__ import annotations
 
@@ -125,11 +125,22 @@ def test_the_shadow_component_mounts_a_bundle_and_points_serve_at_it() -> None:
     assert "SHADOW_MODEL_DIR" not in str(_api(overlay("staging")))  # opt-in only
 
 
-def test_the_prediction_log_component_sends_to_the_collector_and_may_reach_it() -> None:
-    docs = check.render_components(ROOT, "staging")["k8s/components/prediction-log"].docs
-    (api,) = _api(docs)["containers"]
-    url = {e["name"]: e["value"] for e in api["env"]}["PREDICTION_LOG_URL"]
-    assert url.startswith("http://conveyor-log-collector:8080")
-    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "conveyor"]
-    peers = [p["podSelector"]["matchLabels"] for rule in policy["spec"]["egress"] for p in rule["to"]]
-    assert {"app.kubernetes.io/name": "conveyor-log-collector"} in peers
+def test_the_api_sends_its_prediction_log_to_the_collector_and_may_reach_it() -> None:
+    for environment in ("staging", "production"):
+        docs = overlay(environment)
+        (api,) = _api(docs)["containers"]
+        url = {e["name"]: e.get("value") for e in api["env"]}["PREDICTION_LOG_URL"]
+        services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
+        collector = services[host]["spec"]["selector"]
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+        peers = [
+            (p["podSelector"]["matchLabels"], {q["port"] for q in rule["ports"]})
+            for policy in policies
+            if policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "conveyor"}
+            for rule in policy["spec"].get("egress", [])
+            for p in rule.get("to", [])
+            if "podSelector" in p
+        ]
+        assert (collector, {int(port)}) in peers
