@@ -155,14 +155,9 @@ class _State:
         return _json(self.not_ready_body(), 503)
 
 
-async def _send_json(send: Send, content: Any, status: int, request_id: str, *extra: tuple[bytes, bytes]) -> None:
+async def _send_json(send: Send, content: Any, status: int, *extra: tuple[bytes, bytes]) -> None:
     body = orjson.dumps(content)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (HEADER, request_id.encode()),
-        *extra,
-    ]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -196,7 +191,7 @@ class _Predict:
         loaded = self.state.model
         request_id = scope[REQUEST_ID_KEY]
         if loaded is None:
-            await _send_json(send, self.state.not_ready_body(), 503, request_id)
+            await _send_json(send, self.state.not_ready_body(), 503, (HEADER, request_id.encode()))
             return 503
         records, single = self.schema.validate(parse(await _read_body(scope, receive, self.limit)))
         if len(records) > SMALL_BATCH:  # mostly GIL-free tree work: let other requests run meanwhile
@@ -216,31 +211,31 @@ class _Predict:
         recorder = self.recorder
         if recorder is not None and recorder.sampled():
             recorder.offer(request_id, loaded.version, records, scores, labels, single)
-        await _send_json(send, answer, 200, request_id)
+        await _send_json(send, answer, 200, (HEADER, request_id.encode()))
         return 200
 
 
 class _Feedback:
     """POST /v1/feedback as a bare ASGI app (under FastAPI's routing: not on the hot path). Errors are raised as
-    BadRequest; 503 when no sink is configured or the log's queue has no room for the whole body."""
+    BadRequest; 503 when no sink is configured or the log's queue has no room for the whole body. The front adds
+    the request id to its answers, as to all of FastAPI's."""
 
     def __init__(self, schema: FeedbackSchema, limit: int, recorder: Recorder | None) -> None:
         self.schema, self.limit, self.recorder = schema, limit, recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = scope[REQUEST_ID_KEY]
         if self.recorder is None:
             error = (
                 "the prediction log is off, so feedback is not recorded: set PREDICTION_LOG_DIR or PREDICTION_LOG_URL."
             )
-            await _send_json(send, {"error": error}, 503, request_id)
+            await _send_json(send, {"error": error}, 503)
             return
         items = self.schema.validate(parse(await _read_body(scope, receive, self.limit)))
         if not self.recorder.feedback(items):
             error = f"the prediction log's queue is full ({self.recorder.bound} records): retry in a second."
-            await _send_json(send, {"error": error}, 503, request_id, (b"retry-after", b"1"))
+            await _send_json(send, {"error": error}, 503, (b"retry-after", b"1"))
             return
-        await _send_json(send, {"accepted": len(items)}, 202, request_id)
+        await _send_json(send, {"accepted": len(items)}, 202)
 
 
 class Front:
@@ -268,11 +263,12 @@ class Front:
             status = await self.predict(scope, receive, send)
         except BadRequest as exc:
             status = exc.status
-            await _send_json(send, exc.body(), status, request_id)
+            await _send_json(send, exc.body(), status, (HEADER, request_id.encode()))
         except Exception:
             log.exception("predict failed")
+            error = {"error": "internal error; the server log has the details."}
             with suppress(Exception):  # the answer may have started already, or the client be gone
-                await _send_json(send, {"error": "internal error; the server log has the details."}, 500, request_id)
+                await _send_json(send, error, 500, (HEADER, request_id.encode()))
         finally:
             self.metrics.observe_request(routes.PREDICT, "POST", status, perf_counter() - started)
 
