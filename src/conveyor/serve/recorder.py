@@ -37,7 +37,7 @@ from conveyor.serve.metrics import Metrics
 log = logging.getLogger("conveyor.serve")
 
 DRAIN_RECORDS = 1000  # records the writer takes from the queue at once (one shadow batch, one file write)
-POLL_SECONDS = 0.05  # how long the writer sleeps when the queue is empty
+POLL_SECONDS = 0.05  # the writer drains the queue this often
 CLOSE_SECONDS = 5.0  # at shutdown, how long the sinks may take to write what is left
 NOT_RETRIED = frozenset(range(400, 500)) - {408, 429}  # a collector refusing the batch itself: trying again won't help
 
@@ -325,9 +325,10 @@ class Recorder:
             sink.close(deadline)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.drain():
-                self._stop.wait(POLL_SECONDS)
+        # A fixed pace rather than draining as soon as records arrive: at full load a tight loop would write a few
+        # records at a time (a syscall each) and contend for the GIL with the event loop all the time.
+        while not self._stop.wait(POLL_SECONDS):
+            self.drain()
         self.drain()
 
     def drain(self) -> int:

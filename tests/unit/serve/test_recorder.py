@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -176,3 +177,15 @@ def test_a_folder_that_cannot_be_written_drops_and_counts(settings: Settings, tm
     sink.put(_filler(settings, 5))
     assert count(metrics, "conveyor_prediction_log_dropped_total", reason="sink_error") == 5
     assert count(metrics, "conveyor_prediction_log_written_total", sink="file") == 0
+
+
+def test_records_are_encoded_as_their_field_dicts(settings: Settings) -> None:
+    """The server's fast encoding (orjson on the dataclass) writes exactly the record's `asdict`, field order too."""
+    record = loading.probe_records(settings, rows=1)[0]
+    for logged in (
+        Prediction("r:1", predictionlog.now(), "7", "shadow", record, 0.123456789, ">50K"),
+        Feedback("r:1", predictionlog.now(), "<=50K"),
+    ):
+        assert predictionlog.encode(logged) == orjson.dumps(dataclasses.asdict(logged)) + b"\n"
+        (event,) = orjson.loads(predictionlog.to_cloudevents([logged], source="s", model="m"))
+        assert list(event["data"].items()) == list(dataclasses.asdict(logged).items())
