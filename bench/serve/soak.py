@@ -11,7 +11,7 @@ every record handed to the log is written or counted as dropped.
 
 From the repository root, with the bundle exported to models/:
     python bench/serve/soak.py [--model-dir models] [--seconds 60] [--connections 32] [--warmup 10]
-        [--prediction-log 1.0 --log-file-bytes 1048576 --log-total-bytes 8388608]
+        [--prediction-log 1.0 --log-file-bytes 1048576 --log-total-bytes 8388608 --log-queue-records 10000]
 Prints a JSON report; exits 1 when a criterion fails. The client is plain asyncio (no dependencies)."""
 
 from __future__ import annotations
@@ -253,7 +253,10 @@ def logged_params(args: argparse.Namespace, work: Path) -> dict[str, str]:
     sampling and caps of the command line."""
     params = yaml.safe_load(Path(os.environ.get(PARAMS_ENV) or DEFAULT_PARAMS).read_text())
     params["serve"]["prediction_log"].update(
-        sample=args.prediction_log, file_max_bytes=args.log_file_bytes, total_max_bytes=args.log_total_bytes
+        sample=args.prediction_log,
+        file_max_bytes=args.log_file_bytes,
+        total_max_bytes=args.log_total_bytes,
+        queue_records=args.log_queue_records,
     )
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return {PARAMS_ENV: str(work / "params.yaml"), "PREDICTION_LOG_DIR": str(work / "log")}
@@ -367,6 +370,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     parser.add_argument("--log-file-bytes", type=int, default=2**20, help="the log's file_max_bytes")
     parser.add_argument("--log-total-bytes", type=int, default=8 * 2**20, help="the log's total_max_bytes")
+    parser.add_argument("--log-queue-records", type=int, default=10000, help="the log's queue_records")
     args = parser.parse_args()
     args.model_dir = args.model_dir.resolve()
     report = soak(args)

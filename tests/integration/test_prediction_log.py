@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -231,3 +232,25 @@ def test_a_stuck_collector_fills_the_queue_and_requests_still_succeed(
     assert seen['conveyor_prediction_log_dropped_total{reason="queue_full"}'] == 1980
     assert seen['conveyor_prediction_log_written_total{sink="http"}'] == 20
     assert len(stuck.posts) == 2
+
+
+def test_short_soak_with_the_log_on_keeps_the_folder_under_its_cap(serve_bundle: Path) -> None:
+    """The soak script of bench/serve with every request logged, shortened: 8 s at 8 connections, 1 MiB cap."""
+    done = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench/serve/soak.py"), "--model-dir", str(serve_bundle)),
+            *("--seconds", "8", "--connections", "8", "--warmup", "2", "--prediction-log", "1.0"),
+            *("--log-file-bytes", str(2**18), "--log-total-bytes", str(2**20)),
+        ],
+        env=os.environ | {"CONVEYOR_PARAMS": str(ROOT / "params.yaml")},
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    assert report["passed"], report["failures"]
+    log = report["prediction_log"]
+    assert (report["five_xx"], report["server_counted_5xx"]) == (0, 0)
+    assert log["disk_mb"]["max"] <= 1.0 and log["counters"]["deleted_files"] > 0, log
+    assert log["counters"]["feedback_records"] > 0 and log["counters"]["written file"] > 0, log

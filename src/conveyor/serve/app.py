@@ -232,7 +232,7 @@ class _Feedback:
             return
         items = self.schema.validate(parse(await _read_body(scope, receive, self.limit)))
         if not self.recorder.feedback(items):
-            error = f"the prediction log's queue is full ({self.recorder.bound} records): retry in a second."
+            error = f"the prediction log's queue is full ({self.recorder.feedback_bound} records): retry in a second."
             await _send_json(send, {"error": error}, 503, (b"retry-after", b"1"))
             return
         await _send_json(send, {"accepted": len(items)}, 202)
@@ -320,7 +320,11 @@ def create_app(
             f"{SHADOW_MODEL_DIR_ENV} = {str(shadow_folder or 'a loaded model')!r} is invalid while the prediction log "
             "is off: expected PREDICTION_LOG_DIR or PREDICTION_LOG_URL too, as a shadow's predictions are only logged."
         )
-    recorder = Recorder.configured(log_settings, labels, metrics, settings.model.name) if log_settings.on else None
+    recorder = None
+    if log_settings.on:  # room for one batch of feedback beyond what sampled predictions may fill
+        recorder = Recorder.configured(
+            log_settings, labels, metrics, settings.model.name, reserve=settings.serve.max_batch_records
+        )
 
     def serve_model(loaded: LoadedModel) -> None:
         metrics.model_loaded(loaded.metadata)

@@ -235,7 +235,10 @@ class HttpSink:
 
 class Recorder:
     """The prediction log of one server: `sampled()` and `offer()` on the request path, `feedback()` for
-    POST /v1/feedback, and the background writer. `shadow`, once set, is scored on every sampled record."""
+    POST /v1/feedback, and the background writer. `shadow`, once set, is scored on every sampled record.
+
+    Predictions may fill the queue to `queue_records`; feedback may use `feedback_reserve` records more, so that a
+    queue full of droppable sampled predictions never turns away true labels, which are scarce."""
 
     def __init__(
         self,
@@ -244,10 +247,12 @@ class Recorder:
         metrics: Metrics,
         sinks: Sequence[Sink],
         seed: int | None = None,
+        feedback_reserve: int = 0,
     ) -> None:
         self.settings, self.labels, self.metrics, self.sinks = settings, labels, metrics, list(sinks)
         self.shadow: LoadedModel | None = None
         self.bound = settings.queue_records
+        self.feedback_bound = settings.queue_records + feedback_reserve
         self._random = random.Random(seed).random  # noqa: S311 (sampling, not secrecy)
         self._sample = settings.sample
         self._excluded = frozenset(settings.exclude)
@@ -259,15 +264,16 @@ class Recorder:
 
     @classmethod
     def configured(
-        cls, settings: PredictionLogSettings, labels: tuple[str, str], metrics: Metrics, model: str
+        cls, settings: PredictionLogSettings, labels: tuple[str, str], metrics: Metrics, model: str, reserve: int
     ) -> Recorder:
-        """The recorder with the sinks `settings` name (at least one: see `PredictionLogSettings.on`)."""
+        """The recorder with the sinks `settings` name (at least one: see `PredictionLogSettings.on`) and `reserve`
+        records of room for feedback only."""
         sinks: list[Sink] = []
         if settings.dir is not None:
             sinks.append(FileSink(settings.dir, settings, metrics))
         if settings.url is not None:
             sinks.append(HttpSink(settings.url, settings, metrics, model))
-        return cls(settings, labels, metrics, sinks)
+        return cls(settings, labels, metrics, sinks, feedback_reserve=reserve)
 
     @property
     def waiting(self) -> int:
@@ -300,7 +306,7 @@ class Recorder:
     def feedback(self, items: list[tuple[str, str]]) -> bool:
         """Feedback (record id, label name): all queued, or none when they do not fit (False)."""
         count = len(items)
-        if self._offered - self._taken + count > self.bound:
+        if self._offered - self._taken + count > self.feedback_bound:
             return False
         self._offered += count
         when = predictionlog.now()
@@ -388,7 +394,7 @@ class Recorder:
         return {name: value for name, value in features.items() if name not in self._excluded}
 
     def _shadow_records(self, scored: list[tuple[LoadedModel, str, str, dict[str, Any]]]) -> list[Record]:
-        """The shadow's predictions for these records, in one batch per shadow model."""
+        """The shadow's predictions for these records, in one batch (one shadow is ever loaded)."""
         shadow = scored[0][0]
         rows = [features for _, _, _, features in scored]
         try:

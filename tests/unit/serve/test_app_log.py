@@ -238,3 +238,12 @@ def test_with_the_log_off_nothing_is_written_and_no_writer_runs(
         assert not [t for t in threading.enumerate() if t.name.startswith("prediction-log")]
         assert client.get(routes.MODEL).json()["prediction_log"] == {"sample": 0.0, "sinks": []}
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_log_folder_that_cannot_be_made_is_refused_before_serving(
+    settings: Settings, loaded: loading.LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    monkeypatch.setenv("PREDICTION_LOG_DIR", str(tmp_path / "taken" / "log"))
+    with pytest.raises(ConveyorError, match=r"prediction log folder .*taken/log: cannot be created"):
+        create_app(settings, model=loaded)

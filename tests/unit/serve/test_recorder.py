@@ -96,24 +96,27 @@ def test_excluded_features_are_never_written(settings: Settings) -> None:
     assert {"sex", "race"} <= set(record)  # the request's own record is left whole
 
 
-def test_a_full_queue_drops_and_counts_whole_requests_and_feedback_waits_for_room(settings: Settings) -> None:
+def test_a_full_queue_drops_and_counts_whole_requests_and_feedback_has_a_reserve(settings: Settings) -> None:
     metrics = Metrics(routes.ALL)
     sink = Collected()
-    recorder = Recorder(log_settings(settings, queue_records=1000), LABELS, metrics, [sink])
+    recorder = Recorder(log_settings(settings, queue_records=1000), LABELS, metrics, [sink], feedback_reserve=300)
     batch = loading.probe_records(settings, rows=400)
     for i in range(4):  # 400 + 400 fit, the third and fourth batches do not
         recorder.offer(f"r{i}", "7", batch, [0.5] * 400, [0] * 400, single=False)
     assert recorder.waiting == 800
     assert count(metrics, "conveyor_prediction_log_dropped_total", reason="queue_full") == 800
     assert count(metrics, "conveyor_prediction_log_records_total", role="primary") == 1600
-    assert not recorder.feedback([(f"r0:{i}", ">50K") for i in range(201)])  # all or nothing: 201 do not fit
-    assert recorder.feedback([(f"r0:{i}", ">50K") for i in range(200)])
-    assert recorder.drain() == 1000
+    assert recorder.feedback([(f"r0:{i}", ">50K") for i in range(300)])  # past the predictions' bound: reserved
+    assert not recorder.feedback([(f"r1:{i}", ">50K") for i in range(201)])  # all or nothing: 201 do not fit
+    assert recorder.feedback([(f"r1:{i}", ">50K") for i in range(200)])
+    recorder.offer("r5", "7", batch[:1], [0.5], [0], single=True)  # the predictions' bound still holds
+    assert recorder.waiting == 1300
+    assert recorder.drain() == 1300
     assert recorder.waiting == 0
-    assert len(sink.records) == 1000
+    assert len(sink.records) == 1300
     assert {r.id.split(":")[0] for r in sink.records if isinstance(r, Prediction)} == {"r0", "r1"}
-    assert sum(isinstance(r, Feedback) for r in sink.records) == 200
-    assert count(metrics, "conveyor_feedback_records_total") == 200
+    assert sum(isinstance(r, Feedback) for r in sink.records) == 500
+    assert count(metrics, "conveyor_feedback_records_total") == 500
     recorder.offer("r9", "7", batch, [0.5] * 400, [0] * 400, single=False)  # room again once drained
     assert recorder.waiting == 400
 
