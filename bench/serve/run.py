@@ -33,6 +33,8 @@ import yaml
 
 from conveyor.config import DEFAULT_PARAMS, PARAMS_ENV, load_settings
 from conveyor.serve import loading, routes
+from conveyor.serve.metrics import Metrics
+from conveyor.serve.recorder import FileSink, Recorder
 from conveyor.serve.schema import RequestSchema
 
 HERE = Path(__file__).resolve().parent
@@ -151,6 +153,53 @@ def log_series(url: str) -> dict[str, float]:
         text = response.read().decode()
     pattern = r"^conveyor_prediction_log_(records|written|dropped)_total\{\w+=\"(\w+)\"\} (\S+)$"
     return {f"{kind} {label}": float(value) for kind, label, value in re.findall(pattern, text, re.MULTILINE)}
+
+
+def log_in_process(model_dir: Path, record: dict[str, Any], calls: int) -> dict[str, Any]:
+    """CPU time in this process, one thread: a single-record request's own work (validate, predict, label) and
+    what logging it adds: the draw and the append on the request path, then the writer's part (the record built,
+    encoded and written to a file). CPU time, unlike wall time, is not stretched by other jobs' load."""
+    settings = load_settings()
+    loaded = loading.load(model_dir, settings)
+    schema = RequestSchema(settings)
+    labels = (settings.serve.prediction_log.negative_label, settings.data.positive_label)
+
+    def handler() -> tuple[list[dict[str, Any]], list[float], list[int]]:
+        records, _ = schema.validate(record)
+        proba = loaded.predictor.proba(records)
+        return records, proba.tolist(), loaded.decision.record_labels(records, proba).tolist()
+
+    def cpu_us(call: Any, count: int) -> float:
+        started = time.thread_time_ns()
+        for _ in range(count):
+            call()
+        return (time.thread_time_ns() - started) / 1e3 / count
+
+    records, scores, answer = handler()
+    with tempfile.TemporaryDirectory(prefix="bench-log-") as tmp:
+        config = settings.serve.prediction_log.model_copy(update={"sample": 1.0, "dir": Path(tmp)})
+        metrics = Metrics(routes.ALL)
+        recorder = Recorder(config, labels, metrics, [FileSink(Path(tmp), config, metrics)])
+        batch = min(calls, config.queue_records)
+
+        def append() -> None:
+            if recorder.sampled():
+                recorder.offer("0123456789abcdef0123456789abcdef", "1", records, scores, answer, True)
+
+        cpu_us(handler, calls // 10)
+        request = cpu_us(handler, calls)
+        for _ in range(2):  # the first round warms up (the file opened, memory mapped); the second is measured
+            appended = cpu_us(append, batch)
+            started = time.thread_time_ns()
+            recorder.drain()
+            written = (time.thread_time_ns() - started) / 1e3 / batch
+        recorder.close()
+    return {
+        "request_cpu_us": round(request, 1),
+        "append_cpu_us": round(appended, 2),
+        "writer_cpu_us_per_record": round(written, 1),
+        "records": batch,
+    }
 
 
 def log_goals(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -357,7 +406,14 @@ def main() -> int:
         "http": http,
     }
     if args.prediction_log:
-        report |= {"prediction_log": logged, "goals": log_goals(runs), "runs": runs}
+        inproc = log_in_process(model_dir, record, args.calls)
+        off = next(r for r in http if r["target"] == LOG_OFF)["server_cpu_us_per_request"]
+        logged_cost = inproc["append_cpu_us"] + inproc["writer_cpu_us_per_record"]
+        inproc["cost_per_request_at"] = {
+            f"{sample:.0%}": f"{sample * logged_cost / off:.2%} of the log-off server's {off:.0f} µs"
+            for sample in LOG_SAMPLES
+        }
+        report |= {"prediction_log": logged, "in_process": inproc, "goals": log_goals(runs), "runs": runs}
     else:
         inproc = in_process(model_dir, record, args.calls)
         report |= {"runs": runs, "in_process": inproc, "goals": goals(http, inproc)}
