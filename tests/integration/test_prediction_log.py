@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def collector() -> Iterator[Collector]:
 
 
 def serve(
-    serve_bundle: Path, tmp_path: Path, log: dict[str, Any], env: dict[str, str]
+    serve_bundle: Path, tmp_path: Path, log: dict[str, Any], env: dict[str, str], *options: str
 ) -> tuple[subprocess.Popen[str], str]:
     """`conveyor serve` with params.yaml's serve.prediction_log changed by `log`, ready."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -81,7 +82,7 @@ def serve(
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     port = free_port()
     process = subprocess.Popen(
-        [CONVEYOR, "serve", "--port", str(port)],
+        [CONVEYOR, "serve", "--port", str(port), *options],
         cwd=tmp_path,
         env=os.environ | {"MODEL_DIR": str(serve_bundle), "CONVEYOR_PARAMS": str(tmp_path / "params.yaml"), **env},
         stdout=subprocess.PIPE,
@@ -115,6 +116,11 @@ def post(url: str, payload: Any) -> tuple[int, str, Any]:
         return exc.code, exc.headers[predictionlog.REQUEST_ID_HEADER], json.loads(exc.read())
 
 
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
 def metrics(base: str) -> dict[str, float]:
     """The prediction log's series by sample name with its labels, and the predict route's 5xx answers."""
     with urllib.request.urlopen(base + routes.METRICS, timeout=10) as response:
@@ -138,7 +144,8 @@ def accounted(base: str, sinks: int, timeout: float = 120.0) -> dict[str, float]
     deadline = time.monotonic() + timeout
     while True:
         seen = metrics(base)
-        handed = seen['conveyor_prediction_log_records_total{role="primary"}'] + seen["conveyor_feedback_records_total"]
+        handed = sum(v for k, v in seen.items() if k.startswith("conveyor_prediction_log_records_total"))
+        handed += seen["conveyor_feedback_records_total"]
         done = sum(
             v
             for k, v in seen.items()
@@ -254,3 +261,41 @@ def test_short_soak_with_the_log_on_keeps_the_folder_under_its_cap(serve_bundle:
     assert (report["five_xx"], report["server_counted_5xx"]) == (0, 0)
     assert log["disk_mb"]["max"] <= 1.0 and log["counters"]["deleted_files"] > 0, log
     assert log["counters"]["feedback_records"] > 0 and log["counters"]["written file"] > 0, log
+
+
+def test_a_shadow_bundle_is_scored_off_the_request_path_and_logged_with_its_own_version(
+    serve_bundle: Path, tmp_path: Path, settings: Settings
+) -> None:
+    """`conveyor serve --shadow-model-dir`: the shadow (here the same model, exported as version 8) is loaded with
+    the primary's checks, logged under the same ids as role shadow, and shown by /v1/model."""
+    challenger = tmp_path / "challenger"
+    shutil.copytree(serve_bundle, challenger)
+    metadata = json.loads((challenger / "metadata.json").read_text())
+    (challenger / "metadata.json").write_text(json.dumps({**metadata, "version": "8"}))
+    process, base = serve(
+        serve_bundle,
+        tmp_path,
+        {"sample": 1.0},
+        {"PREDICTION_LOG_DIR": str(tmp_path / "log")},
+        "--shadow-model-dir",
+        str(challenger),
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while (shadow := get(base + routes.MODEL)["shadow"]) is None:  # the shadow loads after the primary
+            assert time.monotonic() < deadline, "the shadow never loaded"
+            time.sleep(0.5)
+        records = loading.probe_records(settings, rows=12, seed=6)
+        answers = [post(base + routes.PREDICT, r) for r in records]
+        seen = accounted(base, sinks=1)
+    finally:
+        stop(process)
+    assert shadow == {"version": "8", "predictor": "fast"}
+    assert {body["model_version"] for _, _, body in answers} == {metadata["version"]}
+    assert seen['conveyor_prediction_log_records_total{role="shadow"}'] == 12
+    logged = [r for r in predictionlog.read(tmp_path / "log") if isinstance(r, Prediction)]
+    primary = [r for r in logged if r.role == "primary"]
+    shadowed = [r for r in logged if r.role == "shadow"]
+    assert [r.id for r in shadowed] == [r.id for r in primary] == [request_id for _, request_id, _ in answers]
+    assert {r.version for r in shadowed} == {"8"}
+    assert [r.probability for r in shadowed] == [body["probability"] for _, _, body in answers]  # the same model
