@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from conveyor.config import PredictionLogSettings, Settings
 from conveyor.predictionlog import Feedback, Prediction, Record
 from conveyor.serve import loading, routes
 from conveyor.serve.metrics import Metrics
-from conveyor.serve.recorder import FileSink, Recorder
+from conveyor.serve.recorder import FileSink, HttpSink, Recorder
 
 LABELS = ("<=50K", ">50K")
 
@@ -192,3 +194,20 @@ def test_records_are_encoded_as_their_field_dicts(settings: Settings) -> None:
         assert predictionlog.encode(logged) == orjson.dumps(dataclasses.asdict(logged)) + b"\n"
         (event,) = orjson.loads(predictionlog.to_cloudevents([logged], source="s", model="m"))
         assert list(event["data"].items()) == list(dataclasses.asdict(logged).items())
+
+
+def test_the_http_sink_holds_a_bounded_number_of_batches_and_counts_what_a_dead_collector_costs(
+    settings: Settings,
+) -> None:
+    """Nothing listens on the URL; the sink's thread is not started, so its queue fills as under a slow collector."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/events"
+    config = log_settings(settings, http_batch_records=10, http_queue_batches=3, http_timeout_s=2)
+    metrics = Metrics(routes.ALL)
+    sink = HttpSink(dead, config, metrics, model="m")
+    sink.put(_filler(settings, 95))  # 10 batches: 3 wait, 7 are dropped at once
+    assert count(metrics, "conveyor_prediction_log_dropped_total", reason="queue_full") == 65
+    sink.close(time.monotonic() + 30)  # sends what waits from here, one attempt each: refused
+    assert count(metrics, "conveyor_prediction_log_dropped_total", reason="sink_error") == 30
+    assert count(metrics, "conveyor_prediction_log_written_total", sink="http") == 0
