@@ -131,13 +131,16 @@ setup-checkov: setup-install
 serve: install
 	conveyor serve
 
-# Serving benchmark (wrk against this API, `mlflow models serve` and the HTTP floor) and the 60 s soak; both read
-# the bundle in models/ (bench/README.md).
+# Serving benchmark (wrk against this API, `mlflow models serve` and the HTTP floor; then this API with the prediction
+# log off and at 0%, 10% and 100% sampling) and the 60 s soak, without and with the prediction log; all read the
+# bundle in models/ (bench/README.md).
 bench-serve: install
 	python bench/serve/run.py
+	python bench/serve/run.py --prediction-log --rounds 5
 
 soak: install
 	python bench/serve/soak.py
+	python bench/serve/soak.py --prediction-log 1.0 --out bench/serve/soak-log-results.json
 
 # podman, buildah and the local base image the image tests build from (quick when already done).
 .PHONY: podman image-test

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -377,11 +378,74 @@ class Gates(_Strict):
     behaviour: BehaviourGate
 
 
+PREDICTION_LOG_DIR_ENV = "PREDICTION_LOG_DIR"
+PREDICTION_LOG_URL_ENV = "PREDICTION_LOG_URL"
+HTTP_URL = r"^https?://\S+$"
+
+
+class PredictionLogSettings(_Strict):
+    """The prediction log of `conveyor serve` (docs/monitoring.md): what is sampled, where it goes, and the bounds
+    that keep it off the request path. No sink (`dir`, `url`, or their environment variables) means no log."""
+
+    sample: float = Field(0.1, ge=0, le=1)  # share of predict requests whose records are logged
+    negative_label: str = Field(min_length=1)  # the label name of a 0; data.positive_label names a 1
+    exclude: list[str] = []  # features never written to the log (sensitive fields)
+    dir: Path | None = None  # rotating JSON Lines files; $PREDICTION_LOG_DIR overrides
+    url: str | None = Field(None, pattern=HTTP_URL)  # CloudEvents batches are POSTed here; $PREDICTION_LOG_URL
+    queue_records: int = Field(10000, gt=0)  # records waiting for the writer; more are dropped and counted
+    file_max_bytes: int = Field(16 * 2**20, ge=2**16)
+    file_max_age_s: float = Field(3600, gt=0)  # a file older than this is closed at its next write
+    total_max_bytes: int = Field(256 * 2**20, gt=0)  # the folder's *.jsonl files; the oldest are deleted
+    http_batch_records: int = Field(500, gt=0)
+    http_queue_batches: int = Field(4, gt=0)  # batches waiting for the HTTP sink; more are dropped and counted
+    http_timeout_s: float = Field(5, gt=0)
+    http_retries: int = Field(3, ge=0, le=10)  # after the first attempt, waiting http_backoff_s, doubling
+    http_backoff_s: float = Field(0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _room_for_two_files(self) -> PredictionLogSettings:
+        if self.total_max_bytes < 2 * self.file_max_bytes:
+            raise ValueError(
+                f"total_max_bytes {self.total_max_bytes} is less than twice file_max_bytes {self.file_max_bytes}, "
+                "expected room for the file being written and at least one closed file"
+            )
+        return self
+
+    def with_env(self, env: Mapping[str, str]) -> PredictionLogSettings:
+        """These settings with the sinks that $PREDICTION_LOG_DIR and $PREDICTION_LOG_URL name (when set and not
+        empty) in place of params.yaml's; ConveyorError naming the variable for a bad value."""
+        update: dict[str, Any] = {}
+        if env.get(PREDICTION_LOG_DIR_ENV):
+            update["dir"] = Path(env[PREDICTION_LOG_DIR_ENV])
+        if env.get(PREDICTION_LOG_URL_ENV):
+            update["url"] = env[PREDICTION_LOG_URL_ENV]
+            if not re.match(HTTP_URL, update["url"]):
+                raise ConveyorError(
+                    f"{PREDICTION_LOG_URL_ENV} = {update['url']!r} is invalid: expected an http:// or https:// URL."
+                )
+        return self.model_copy(update=update) if update else self
+
+    @property
+    def on(self) -> bool:
+        """Whether any sink is configured: without one the server logs nothing and writes nothing."""
+        return self.dir is not None or self.url is not None
+
+
 class ServeSettings(_Strict):
     port: int = Field(gt=0, lt=65536)
     max_batch_records: int = Field(gt=0)
     max_body_bytes: int = Field(gt=0)
     unknown_category: Literal["reject", "map_to_unknown"]
+    prediction_log: PredictionLogSettings
+
+    @model_validator(mode="after")
+    def _a_batch_fits_the_queue(self) -> ServeSettings:
+        if self.prediction_log.queue_records < self.max_batch_records:
+            raise ValueError(
+                f"prediction_log.queue_records {self.prediction_log.queue_records} is less than max_batch_records "
+                f"{self.max_batch_records}, expected room for a whole batch"
+            )
+        return self
 
 
 DURATION = r"^[1-9][0-9]*[smh]$"  # an Argo Rollouts / Prometheus duration: 30s, 2m, 1h
@@ -634,4 +698,15 @@ def _cross_check(settings: Settings, source: Path) -> None:
         raise ConveyorError(
             f"{source}: model.mitigation.feature = {mitigation.feature!r} is invalid: "
             f"expected one of data.sensitive_features {sensitive}."
+        )
+    log = settings.serve.prediction_log
+    for name in log.exclude:
+        if name not in settings.data.features:
+            raise ConveyorError(
+                f"{source}: serve.prediction_log.exclude = {name!r} is invalid: expected one of data.features."
+            )
+    if log.negative_label == settings.data.positive_label:
+        raise ConveyorError(
+            f"{source}: serve.prediction_log.negative_label = {log.negative_label!r} is invalid: "
+            "expected a label name other than data.positive_label."
         )

@@ -8,7 +8,7 @@ logger sets, so a collector that takes KServe's events takes these too (docs/mon
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -66,8 +66,9 @@ Record = Prediction | Feedback
 
 
 def encode(record: Record) -> bytes:
-    """One log line, newline included."""
-    return orjson.dumps(asdict(record)) + b"\n"
+    """One log line, newline included. orjson writes a dataclass's fields in order itself, as `asdict` would, at
+    a hundredth of its cost (asdict deep-copies the features): the server encodes every logged record."""
+    return orjson.dumps(record) + b"\n"
 
 
 def _field(raw: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -147,7 +148,7 @@ def to_cloudevents(records: Iterable[Record], source: str, model: str) -> bytes:
                 "datacontenttype": "application/json",
                 "inferenceservicename": model,
                 "component": getattr(record, "role", PRIMARY),
-                "data": asdict(record),
+                "data": record,  # orjson writes the dataclass as `asdict` would, without copying it
             }
             for record in records
         ]

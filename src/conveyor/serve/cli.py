@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not args.wait_for_model:
         _require_bundle(Path(os.environ.get(app.MODEL_DIR_ENV) or MODELS))
-    app.serve(load_settings(args.params), host=args.host, port=args.port)
+    app.serve(load_settings(args.params), host=args.host, port=args.port, shadow_dir=args.shadow_model_dir)
     return 0
 
 
@@ -43,6 +43,12 @@ def add_commands(commands: Commands) -> None:
     serve = commands.add("serve", "run the model API on the bundle in models/ (or $MODEL_DIR)", _serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: params.yaml serve.port")
+    serve.add_argument(
+        "--shadow-model-dir",
+        type=Path,
+        default=None,
+        help="a second bundle scored off the request path on the logged records (default: $SHADOW_MODEL_DIR)",
+    )
     serve.add_argument(
         WAIT_FOR_MODEL,
         action="store_true",

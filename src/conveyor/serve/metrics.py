@@ -1,15 +1,20 @@
 """Prometheus series. The canary analysis (k8s AnalysisTemplate) queries these names and labels:
 `conveyor_http_requests_total{route,method,status}`, `conveyor_http_request_duration_seconds{route}`,
-`conveyor_prediction_score` and `conveyor_model_info{version,git_commit,data_version}`.
+`conveyor_prediction_score` and `conveyor_model_info{version,git_commit,data_version}`. The prediction log's
+series are a contract too (alert rules, the dashboard): `conveyor_prediction_log_records_total{role}`,
+`conveyor_prediction_log_dropped_total{reason}`, `conveyor_prediction_log_written_total{sink}`,
+`conveyor_feedback_records_total`, `conveyor_shadow_prediction_score`, `conveyor_shadow_model_info{version}`.
 
-The counts live in plain dicts and lists, updated by the event-loop thread (the only one that observes), and
-become metric families when Prometheus scrapes: prometheus_client's own Counter and Histogram take a lock and
-walk the buckets in Python on every observation, a tenth of a single-record request's cost here.
+The counts live in plain dicts and lists, updated by the event-loop thread (the only one that observes on the
+request path), and become metric families when Prometheus scrapes: prometheus_client's own Counter and Histogram
+take a lock and walk the buckets in Python on every observation, a tenth of a single-record request's cost here.
+The prediction log's background threads count what they do under a lock of their own, off the request path.
 Each app owns its registry, so two apps in one process (tests) never share counts. Nothing is written to disk:
 no multiprocess directory, since the server runs one process."""
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from time import perf_counter
@@ -23,6 +28,9 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 SCORE_BUCKETS = tuple(round(i * 0.05, 2) for i in range(1, 21))
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER = "other"  # the route and method label of anything unknown, so clients cannot grow the label set
+ROLES = ("primary", "shadow")
+DROP_REASONS = ("queue_full", "sink_error")
+SINKS = ("file", "http")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,6 +71,17 @@ class Metrics:
         self._durations: dict[str, _Histogram] = {}
         self._scores = _Histogram(SCORE_BUCKETS)
         self._model: list[str] | None = None
+        # the prediction log: counted on the request path (event loop only) ...
+        self._log_records = dict.fromkeys(ROLES, 0)
+        self._log_refused = 0  # records dropped because the queue was full when the request offered them
+        self._feedback = 0
+        # ... and by its background threads, under this lock
+        self._lock = threading.Lock()
+        self._log_dropped = dict.fromkeys(DROP_REASONS, 0)
+        self._log_written = dict.fromkeys(SINKS, 0)
+        self._log_deleted = [0, 0]  # files, bytes
+        self._shadow_scores = _Histogram(SCORE_BUCKETS)
+        self._shadow: list[str] | None = None
 
     def observe_request(self, path: str, method: str, status: int, seconds: float) -> None:
         route = path if path in self._routes else OTHER
@@ -79,6 +98,41 @@ class Metrics:
 
     def model_loaded(self, metadata: dict[str, Any]) -> None:
         self._model = [str(metadata[k]) for k in ("version", "git_commit", "data_version")]
+
+    def shadow_loaded(self, version: str) -> None:
+        self._shadow = [version]
+
+    def log_offered(self, records: int, shadow: bool) -> None:
+        """Records of a sampled request handed to the prediction log (event loop)."""
+        self._log_records["primary"] += records
+        if shadow:
+            self._log_records["shadow"] += records
+
+    def log_refused(self, records: int) -> None:
+        """Records the request path dropped: the queue was full (event loop)."""
+        self._log_refused += records
+
+    def feedback_received(self, records: int) -> None:
+        self._feedback += records
+
+    def log_dropped(self, reason: str, records: int) -> None:
+        """Records a background thread dropped (a full sink queue, a failed sink)."""
+        with self._lock:
+            self._log_dropped[reason] += records
+
+    def log_written(self, sink: str, records: int) -> None:
+        with self._lock:
+            self._log_written[sink] += records
+
+    def log_deleted(self, files: int, size: int) -> None:
+        with self._lock:
+            self._log_deleted[0] += files
+            self._log_deleted[1] += size
+
+    def observe_shadow_scores(self, scores: Iterable[float]) -> None:
+        with self._lock:
+            for score in scores:
+                self._shadow_scores.observe(score)
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -110,6 +164,57 @@ class Metrics:
         if self._model is not None:
             model.add_metric(self._model, 1)
         yield model
+        yield from self._collect_log()
+
+    def _collect_log(self) -> Iterator[Metric]:
+        records = CounterMetricFamily(
+            "conveyor_prediction_log_records",
+            "Records of sampled predict requests handed to the prediction log, by model role.",
+            labels=["role"],
+        )
+        for role, count in self._log_records.items():
+            records.add_metric([role], count)
+        yield records
+        with self._lock:
+            dropped = dict(self._log_dropped)
+            written = dict(self._log_written)
+            deleted = list(self._log_deleted)
+            shadow_scores = HistogramMetricFamily(
+                "conveyor_shadow_prediction_score",
+                "The shadow model's predicted probability of the positive label, one observation per logged record.",
+            )
+            self._shadow_scores.add_to(shadow_scores, [])
+        dropped["queue_full"] += self._log_refused
+        family = CounterMetricFamily(
+            "conveyor_prediction_log_dropped",
+            "Prediction log records lost, once for each sink they did not reach: a full queue, a failed sink.",
+            labels=["reason"],
+        )
+        for reason, count in dropped.items():
+            family.add_metric([reason], count)
+        yield family
+        family = CounterMetricFamily(
+            "conveyor_prediction_log_written", "Prediction log records a sink wrote, by sink.", labels=["sink"]
+        )
+        for sink, count in written.items():
+            family.add_metric([sink], count)
+        yield family
+        yield CounterMetricFamily(
+            "conveyor_prediction_log_deleted_files", "Log files deleted to keep the folder under its size.", deleted[0]
+        )
+        yield CounterMetricFamily(
+            "conveyor_prediction_log_deleted_bytes", "Bytes of the log files deleted for the size bound.", deleted[1]
+        )
+        yield CounterMetricFamily(
+            "conveyor_feedback_records", "Feedback records (true labels) handed to the prediction log.", self._feedback
+        )
+        yield shadow_scores
+        shadow = GaugeMetricFamily(
+            "conveyor_shadow_model_info", "The shadow model (1 once it is loaded and warmed).", labels=["version"]
+        )
+        if self._shadow is not None:
+            shadow.add_metric(self._shadow, 1)
+        yield shadow
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,5 +6,6 @@ READY = "/readyz"
 METRICS = "/metrics"
 PREDICT = "/v1/predict"
 MODEL = "/v1/model"
+FEEDBACK = "/v1/feedback"
 
-ALL = (HEALTH, READY, METRICS, PREDICT, MODEL)
+ALL = (HEALTH, READY, METRICS, PREDICT, MODEL, FEEDBACK)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -174,6 +175,82 @@ class RequestSchema:
         return Problem(field, error.get("input"), self.expected[name])
 
 
+# A request id a client may send in x-request-id (reused as is, else the server makes one): no ':' (a batch's rows
+# are `<request id>:<row>`) and nothing a log line or a header could be abused with.
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+RECORD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}(:[0-9]{1,9})?")
+FEEDBACK_FIELDS = ("id", "label")
+
+
+class FeedbackSchema:
+    """Validates POST /v1/feedback bodies: one `{"id": ..., "label": ...}` or an array of them; the same
+    problems and statuses as a predict request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.labels = (settings.serve.prediction_log.negative_label, settings.data.positive_label)
+        self.max_batch = settings.serve.max_batch_records
+        self.expected = {
+            "id": "a record id as the predict answer's x-request-id header gives it (`<request id>:<row>` for a "
+            "batch's row)",
+            "label": "one of " + ", ".join(repr(label) for label in self.labels),
+        }
+
+    def item_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "pattern": f"^{RECORD_ID.pattern}$", "description": self.expected["id"]},
+                "label": {"type": "string", "enum": list(self.labels), "description": "the true label"},
+            },
+            "required": list(FEEDBACK_FIELDS),
+            "additionalProperties": False,
+        }
+
+    def body_schema(self, item_ref: str) -> dict[str, Any]:
+        return {
+            "oneOf": [
+                {"$ref": item_ref},
+                {"type": "array", "items": {"$ref": item_ref}, "minItems": 1, "maxItems": self.max_batch},
+            ]
+        }
+
+    def validate(self, payload: Any) -> list[tuple[str, str]]:
+        """(record id, label name) pairs; BadRequest naming every problem found."""
+        if isinstance(payload, dict):
+            items, prefixes = [payload], ["feedback"]
+        elif isinstance(payload, list) and 0 < len(payload) <= self.max_batch:
+            items, prefixes = payload, [f"feedback[{i}]" for i in range(len(payload))]
+        elif isinstance(payload, list):
+            verdict = f"is an array of {len(payload)} items"
+            raise BadRequest(422, [Problem("body", ABSENT, f"1 to {self.max_batch} feedback items", verdict)])
+        else:
+            expected = f'a JSON object {{"id": ..., "label": ...}} or an array of 1 to {self.max_batch} of them'
+            raise BadRequest(422, [Problem("body", payload, expected)])
+        problems = [
+            problem for item, prefix in zip(items, prefixes, strict=True) for problem in self._problems(item, prefix)
+        ]
+        if problems:
+            raise BadRequest(422, problems)
+        return [(item["id"], item["label"]) for item in items]
+
+    def _problems(self, item: Any, prefix: str) -> list[Problem]:
+        if not isinstance(item, dict):
+            return [Problem(prefix, item, 'a JSON object {"id": ..., "label": ...}')]
+        problems = [
+            Problem(f"{prefix}.{name}", item[name], "only the fields id and label", "is unknown")
+            for name in item
+            if name not in FEEDBACK_FIELDS
+        ]
+        for name in FEEDBACK_FIELDS:
+            if name not in item:
+                problems.append(Problem(f"{prefix}.{name}", ABSENT, self.expected[name], "is missing"))
+        if "id" in item and not (isinstance(item["id"], str) and RECORD_ID.fullmatch(item["id"])):
+            problems.append(Problem(f"{prefix}.id", item["id"], self.expected["id"]))
+        if "label" in item and item["label"] not in self.labels:
+            problems.append(Problem(f"{prefix}.label", item["label"], self.expected["label"]))
+        return problems
+
+
 def parse(body: bytes) -> Any:
     """JSON -> Python. NaN and Infinity are not JSON, but a body using them is parsed leniently so that the
     422 can name the field that holds them."""
@@ -204,6 +281,10 @@ class ProblemDetail(BaseModel):
     field: str
     value: str | None = Field(description="the value as sent (JSON), null when there is none")
     expected: str
+
+
+class FeedbackAccepted(BaseModel):
+    accepted: int = Field(description="feedback items handed to the prediction log")
 
 
 class ErrorResponse(BaseModel):
