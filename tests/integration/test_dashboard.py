@@ -1,12 +1,12 @@
 """Every panel of the Grafana dashboard (k8s/monitoring/dashboard/conveyor.json) against a real Prometheus that
-scraped a real `conveyor serve` (the pipeline run's bundle) after real traffic, and the monitor's metrics (tests/fixtures/monitor.prom, served
+scraped a real `conveyor serve` (the pipeline run's bundle) after real traffic, and the monitor's metrics (served
 over HTTP on loopback as the Pushgateway would): each query, template variables substituted, must evaluate without
 an error and return data. Needs Debian's prometheus (`make prometheus`); skips, saying so, without it.
 
-The API is scraped with the labels the ServiceMonitor adds in a cluster (namespace, rollouts_pod_template_hash), so
-the canary-vs-stable panels have their ReplicaSet label. Series that serve is still gaining (SERVE_PENDING: the
-prediction log, feedback, shadow) may be empty only while the scraped API does not expose them: once it does,
-their panels must return data like the others."""
+The API logs every request and scores a shadow (the same bundle), and is scraped with the labels the
+ServiceMonitor adds in a cluster (namespace, rollouts_pod_template_hash), so the canary-vs-stable panels have their
+ReplicaSet label. The monitor's metrics are what a real `conveyor monitor` wrote on that API's log, served to
+Prometheus as a Pushgateway would."""
 
 from __future__ import annotations
 
@@ -21,32 +21,24 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import yaml
 
-from conveyor.config import load_settings
+from conveyor.checks import holdout
 from conveyor.serve import smoke
-from tests.conftest import CONVEYOR, ROOT, Project, free_port, wait_for
+from tests.conftest import CONVEYOR, ROOT, Project, copy_project, free_port, wait_for
+from tests.support import served
 
 pytestmark = pytest.mark.integration
 
 PROMETHEUS = shutil.which("prometheus")
 DASHBOARD = ROOT / "k8s/monitoring/dashboard/conveyor.json"
-MONITOR = ROOT / "tests/fixtures/monitor.prom"
 NAMESPACE, HASH = "conveyor-staging", "stable0hash"
 VARIABLES = {"$namespace": NAMESPACE, "$__rate_interval": "1m", "${datasource}": "prometheus"}
-# Series serve adds with the prediction log, feedback and the shadow challenger (issue 12, items 1, 2 and 6).
-SERVE_PENDING = (
-    "conveyor_prediction_log_records_total",
-    "conveyor_prediction_log_dropped_total",
-    "conveyor_prediction_log_written_total",
-    "conveyor_feedback_records_total",
-    "conveyor_shadow_prediction_score",
-    "conveyor_shadow_model_info",
-)
 METRIC = re.compile(r"\b(conveyor_[a-z0-9_]+)")
 
 
@@ -103,18 +95,23 @@ def query(prometheus: str, promql: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def prometheus(pipeline_run: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prometheus on loopback that has scraped the API (the bundle the session's pipeline run's gate exported)
-    after some traffic, and the monitor's metrics."""
+    """A Prometheus on loopback that has scraped the API (the bundle the session's pipeline run's gate exported,
+    logging every request, with a shadow) after some traffic and feedback, and the metrics `conveyor monitor` wrote
+    on that log."""
     if PROMETHEUS is None:
         pytest.skip("no prometheus binary: run `make prometheus` (scripts/ci/setup-prometheus.sh) for this test")
     tmp = tmp_path_factory.mktemp("dashboard")
-    port = free_port()
-    env = os.environ | {"MODEL_DIR": str(pipeline_run.root / "models"), "CONVEYOR_PARAMS": str(ROOT / "params.yaml")}
-    serve = subprocess.Popen(
-        [CONVEYOR, "serve", "--port", str(port)], cwd=tmp, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    project = copy_project(pipeline_run, tmp / "project")
+    models, log = project.root / "models", project.root / "log"
+    settings = project.settings
+    scored = holdout.score(settings, models)
+    rows = scored.x.head(1000)
+    labels = [settings.data.positive_label if y else settings.serve.prediction_log.negative_label for y in scored.y]
+    api, base = served.serve(
+        models, tmp, {"sample": 1.0}, {"PREDICTION_LOG_DIR": str(log)}, "--shadow-model-dir", str(models),
+        params=project.root,
     )  # fmt: skip
-    _Monitor.body = MONITOR.read_text().replace("TIMESTAMP", str(int(time.time()))).encode()
+    start = datetime.now(UTC)
     monitor = ThreadingHTTPServer(("127.0.0.1", 0), _Monitor)
     threading.Thread(target=monitor.serve_forever, daemon=True).start()
     config = {
@@ -124,7 +121,7 @@ def prometheus(pipeline_run: Project, tmp_path_factory: pytest.TempPathFactory) 
                 "job_name": "conveyor",
                 "static_configs": [
                     {
-                        "targets": [f"127.0.0.1:{port}"],
+                        "targets": [base.removeprefix("http://")],
                         "labels": {"namespace": NAMESPACE, "rollouts_pod_template_hash": HASH},
                     }
                 ],
@@ -149,16 +146,23 @@ def prometheus(pipeline_run: Project, tmp_path_factory: pytest.TempPathFactory) 
     )  # fmt: skip
     url = f"http://127.0.0.1:{prom_port}"
     try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", timeout=60)
         wait_for(url + "/-/ready", timeout=30)
-        smoke.load(f"http://127.0.0.1:{port}", load_settings(ROOT / "params.yaml"), rate=15, duration=4, workers=8)
-        time.sleep(3)  # a few scrapes after the last request
+        served.replay(base, rows, labels[: len(rows)], "dashboard")
+        smoke.load(base, settings, rate=15, duration=4, workers=8)
+        time.sleep(2)  # the log's writer flushes every 50 ms; the shadow scores in it
+        run = subprocess.run(
+            [CONVEYOR, "monitor", "--log", "log", "--since", start.isoformat(), "--deployed-version", "1",
+             "--environment", "staging"],
+            cwd=project.root, env=project.env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert (project.root / "reports/monitor.prom").is_file(), run.stdout + run.stderr
+        _Monitor.body = (project.root / "reports/monitor.prom").read_bytes()
+        time.sleep(3)  # a few scrapes of both
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-        os.killpg(serve.pid, signal.SIGTERM)
-        serve.wait(timeout=30)
+        served.stop(api)
         monitor.shutdown()
 
 
@@ -169,19 +173,11 @@ def test_every_panel_returns_data(prometheus: str) -> None:
     # What counts as a failure below: a query Prometheus refuses, and one that finds nothing.
     assert query(prometheus, "sum(conveyor_http_requests_total")["status"] == "error"
     assert query(prometheus, "conveyor_no_such_series")["data"]["result"] == []
-    failures, pending = [], []
+    failures = []
     for title, expr in targets(json.loads(DASHBOARD.read_text())):
         body = query(prometheus, expr)
         if body.get("status") != "success":
             failures.append(f"{title}: {body.get('error')}: {expr}")
         elif not body["data"]["result"]:
-            used = set(METRIC.findall(expr))
-            missing = {m for m in used if not any(e == m or e.startswith(m + "_") for e in exposed)}
-            if missing and all(m.startswith(SERVE_PENDING) for m in missing):
-                pending.append(title)  # serve does not expose these yet (SERVE_PENDING)
-            else:
-                failures.append(f"{title}: empty result: {expr}")
+            failures.append(f"{title}: empty result: {expr}")
     assert not failures, "\n".join(failures)
-    # Every panel on today's serve and the monitor's series returned data; only serve's new series may wait.
-    if pending:
-        print(f"waiting for serve's new series: {sorted(set(pending))}")

@@ -1,11 +1,9 @@
-"""`conveyor monitor` end to end, as real subprocesses on a copy of the session's pipeline run: the holdout scored
-by the real demo bundle as live traffic passes; the same rows with age + 20 years (capped at 90), scored again,
-fail naming age; once monitor.failed_windows windows have failed, the `conveyor-retrain` dispatch reaches a local
-HTTP server standing in for GitHub's API. And `conveyor monitor collect`, a real server, takes CloudEvents
-batches that predictionlog.read reads back.
-
-The log is written by `replay`, one helper: when `conveyor serve` writes the log, it becomes traffic through the
-real server with feedback posted to /v1/feedback."""
+"""`conveyor monitor` end to end, as real subprocesses on a copy of the session's pipeline run: a real
+`conveyor serve` of the demo bundle logs every request; the holdout sent as traffic, with its true labels posted
+to /v1/feedback, passes; the same rows with age + 20 years (capped at 90) fail naming age; once
+monitor.failed_windows windows have failed, the `conveyor-retrain` dispatch reaches a local HTTP server standing in
+for GitHub's API. And `conveyor monitor collect`, a real server, takes CloudEvents batches that
+predictionlog.read reads back."""
 
 from __future__ import annotations
 
@@ -21,35 +19,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from conveyor import bundle, predictionlog
+from conveyor import predictionlog
 from conveyor.checks import holdout
 from conveyor.checks.result import CheckResult
-from conveyor.config import Settings
 from conveyor.monitor import state
 from tests.conftest import CONVEYOR, Project, copy_project, free_port, wait_for
-from tests.unit.monitor import logs
+from tests.support import served
 
 pytestmark = pytest.mark.integration
-NOW = datetime.now(UTC).replace(microsecond=0)
-CLEAN = NOW - timedelta(hours=10)  # the clean window's first record
-DRIFTED = NOW - timedelta(hours=6)  # the drifted window's
-
-
-def replay(
-    folder: Path,
-    settings: Settings,
-    x: pd.DataFrame,
-    proba: np.ndarray,
-    labels: np.ndarray,
-    y: np.ndarray,
-    start: datetime,
-    prefix: str,
-) -> None:
-    """Predictions of the served model for `x` and their true labels as feedback, in the prediction log."""
-    logs.write(folder, settings, x, proba, labels, y, start=start, version="1", prefix=prefix)
 
 
 class GitHub(BaseHTTPRequestHandler):
@@ -102,15 +81,24 @@ def test_clean_traffic_passes_drifted_traffic_fails_and_the_retrain_is_dispatche
     project: Project, github: str
 ) -> None:
     settings = project.settings
-    models = project.root / "models"
-    clean = holdout.score(settings, models)
-    replay(project.root / "log", settings, clean.x, clean.proba, clean.labels, clean.y, CLEAN, "clean")
+    clean = holdout.score(settings, project.root / "models")
+    labels = [settings.data.positive_label if y else settings.serve.prediction_log.negative_label for y in clean.y]
     older = clean.x.assign(age=np.minimum(clean.x["age"] + 20, 90))
-    proba = bundle.load(models, settings).predict_proba(older)[:, 1]
-    replay(project.root / "log", settings, older, proba, clean.decision.labels(older, proba), clean.y, DRIFTED, "older")
-    span = timedelta(hours=3)
+    server, base = served.serve(
+        project.root / "models", project.root, {"sample": 1.0}, {"PREDICTION_LOG_DIR": str(project.root / "log")},
+        params=project.root,
+    )  # fmt: skip
+    try:
+        start = datetime.now(UTC)
+        probabilities = served.replay(base, clean.x, labels, "clean")
+        middle = datetime.now(UTC)
+        served.replay(base, older, labels, "older")
+        end = datetime.now(UTC) + timedelta(seconds=1)
+    finally:
+        served.stop(server)  # the log's writer drains before the process ends
+    assert np.array_equal(np.array(probabilities), clean.proba)  # what was served is what the gate measured
 
-    passed = monitor(project, github, CLEAN, CLEAN + span)
+    passed = monitor(project, github, start, middle)
     assert passed.returncode == 0, passed.stderr
     assert passed.stdout.startswith("monitor: passed"), passed.stdout + passed.stderr
     result = CheckResult.read(project.root / "reports" / "monitor.json")
@@ -119,7 +107,7 @@ def test_clean_traffic_passes_drifted_traffic_fails_and_the_retrain_is_dispatche
     assert result.metrics["score_shift"]["psi"] < 0.01  # the same rows the reference scores came from
     assert result.metrics["performance"]["primary"]["roc_auc"] >= settings.gates.evaluate.roc_auc.min
 
-    failed = monitor(project, github, DRIFTED, DRIFTED + span)
+    failed = monitor(project, github, middle, end)
     assert failed.returncode == 1 and failed.stdout.startswith("monitor: FAILED"), failed.stdout + failed.stderr
     assert "drift score (age) = " in failed.stderr
     result = CheckResult.read(project.root / "reports" / "monitor.json")
@@ -129,7 +117,7 @@ def test_clean_traffic_passes_drifted_traffic_fails_and_the_retrain_is_dispatche
     assert 'conveyor_monitor_feature_drifted{feature="age"} 1.0' in prom and "conveyor_monitor_passed 0.0" in prom
     assert GitHub.seen == []  # one failed window: not yet
 
-    again = monitor(project, github, DRIFTED, DRIFTED + span)
+    again = monitor(project, github, middle, end)
     assert again.returncode == 1 and "sent the conveyor-retrain dispatch" in again.stdout, again.stdout + again.stderr
     (sent,) = GitHub.seen
     assert sent["path"] == "/repos/conveyor-org/conveyor/dispatches"
@@ -139,11 +127,11 @@ def test_clean_traffic_passes_drifted_traffic_fails_and_the_retrain_is_dispatche
     payload = sent["body"]["client_payload"]
     assert payload["model_version"] == "1" and payload["consecutive_failed_windows"] == 2
     assert "drift" in payload["failing_checks"] and any("(age)" in f for f in payload["failures"])
-    assert payload["window"].startswith(DRIFTED.isoformat(timespec="seconds").replace("+00:00", "Z"))
+    assert payload["window"].startswith(middle.isoformat(timespec="seconds").replace("+00:00", "Z"))
     saved = state.load(project.root / "log" / state.STATE_FILE)
     assert saved.consecutive_failed == 0 and saved.dispatched_at is not None
 
-    cooling = monitor(project, github, DRIFTED, DRIFTED + span)  # fails again: counted, but no second dispatch
+    cooling = monitor(project, github, middle, end)  # fails again: counted, but no second dispatch
     assert cooling.returncode == 1 and len(GitHub.seen) == 1
 
 

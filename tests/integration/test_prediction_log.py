@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -21,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from conveyor import predictionlog
 from conveyor.config import Settings
 from conveyor.predictionlog import Feedback, Prediction
 from conveyor.serve import loading, routes
-from tests.conftest import CONVEYOR, ROOT, free_port, wait_for
+from tests.conftest import ROOT, free_port
+from tests.support.served import post, serve, stop
 
 pytestmark = pytest.mark.integration
 
@@ -71,49 +70,6 @@ def collector() -> Iterator[Collector]:
     running = Collector()
     yield running
     running.stop()
-
-
-def serve(
-    serve_bundle: Path, tmp_path: Path, log: dict[str, Any], env: dict[str, str], *options: str
-) -> tuple[subprocess.Popen[str], str]:
-    """`conveyor serve` with params.yaml's serve.prediction_log changed by `log`, ready."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["serve"]["prediction_log"].update(log)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    port = free_port()
-    process = subprocess.Popen(
-        [CONVEYOR, "serve", "--port", str(port), *options],
-        cwd=tmp_path,
-        env=os.environ | {"MODEL_DIR": str(serve_bundle), "CONVEYOR_PARAMS": str(tmp_path / "params.yaml"), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(base + routes.READY, timeout=180)
-    except AssertionError:
-        stop(process)
-        raise
-    return process, base
-
-
-def stop(process: subprocess.Popen[str]) -> str:
-    os.killpg(process.pid, signal.SIGTERM)
-    return process.communicate(timeout=60)[0]
-
-
-def post(url: str, payload: Any) -> tuple[int, str, Any]:
-    """(status, x-request-id, body)."""
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.headers[predictionlog.REQUEST_ID_HEADER], json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers[predictionlog.REQUEST_ID_HEADER], json.loads(exc.read())
 
 
 def get(url: str) -> Any:
