@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
-# Installs the distribution's chromium for the report screenshot test (tests/integration/test_report_screenshots.py),
-# which opens every HTML report in headless Chromium with the network blocked. Idempotent: does nothing when a
-# chromium binary is already on PATH. Needs root (or sudo) and apt; the test skips, saying so, without the binary.
-# Debian names the package chromium; on Ubuntu that name is a transitional package for the snap, which cannot run
-# in a container, so there the test uses whatever chromium or google-chrome is already installed (GitHub's
-# ubuntu-latest runners carry google-chrome).
+# Installs Debian's chromium for the report screenshot test (tests/integration/test_report_screenshots.py), which
+# opens every HTML report in headless Chromium with the network blocked, with the fonts the reports need: DejaVu
+# for text and Noto Color Emoji for the gate table's ✅/❌. Idempotent: returns at once when all are installed.
+# Needs root (or sudo) and apt. On Ubuntu the chromium package is a shim for the snap, which a container cannot
+# run: there it installs nothing and the test uses a chromium or google-chrome already on PATH (GitHub's
+# ubuntu-latest runners carry google-chrome), or skips, saying so.
 set -euo pipefail
 
-for binary in chromium chromium-browser google-chrome; do
-  if command -v "$binary" >/dev/null 2>&1; then
-    echo "chromium: $("$binary" --version 2>/dev/null | head -n 1)"
-    exit 0
-  fi
-done
+PACKAGES=(chromium fonts-dejavu-core fonts-noto-color-emoji)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+browser_version() {
+  local binary
+  for binary in chromium chromium-browser google-chrome; do
+    if command -v "$binary" >/dev/null 2>&1; then
+      "$binary" --version 2>/dev/null | head -n 1
+      return
+    fi
+  done
+  echo "none on PATH"
+}
+
 # shellcheck source=/dev/null # os-release is shell assignments
 . /etc/os-release
 if [ "${ID:-}" != debian ]; then
-  echo "chromium: not installed; this script installs Debian's package only (this is ${ID:-unknown})" >&2
+  echo "chromium: $(browser_version) (this is ${ID:-unknown}: only Debian's package is installed by this script)"
   exit 0
 fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core \
-  >/dev/null
-echo "chromium: $(chromium --version 2>/dev/null | head -n 1)"
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "chromium: $(browser_version)"
