@@ -49,6 +49,7 @@ NUMERIC_TYPES = [
     "UInt64", "Float32", "Float64",
 ]  # fmt: skip
 EXAMPLES = 3  # unexpected values quoted in a failure sentence
+EXAMPLE_CHARS = 80  # an unexpected value shown in the report is cut to this length
 
 # The rule each expectation checks, kept in its meta so a result can be turned back into a sentence.
 EXISTS, TYPE, RANGE, CATEGORIES, NULLS = "exists", "type", "range", "categories", "nulls"
@@ -362,12 +363,16 @@ def _observed(outcome: ExpectationValidationResult) -> str:
 
 
 def _unexpected_examples(result: dict[str, Any]) -> str:
+    """Up to EXAMPLES unexpected values with their counts among GX's sample; a long one (a duplicated row) cut."""
     counts = result.get("partial_unexpected_counts") or [
         {"value": v, "count": 1} for v in result.get("partial_unexpected_list") or []
     ]
-    return ", ".join(
-        f"{_num(c['value'])} ({c['count']} times)" if c.get("count", 1) > 1 else _num(c["value"]) for c in counts
-    )
+    shown = []
+    for c in counts[:EXAMPLES]:
+        text = _num(c["value"])
+        text = text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 3] + "..."
+        shown.append(f"{text} ({c['count']} times)" if c.get("count", 1) > 1 else text)
+    return ", ".join(shown)
 
 
 def _asset(settings: Settings) -> str:
