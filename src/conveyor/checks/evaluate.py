@@ -106,9 +106,9 @@ def write_plot_data(
 Curve = Callable[[Axes, pd.DataFrame, str, str], None]
 
 
-def _line(x: str, y: str, drawstyle: str = "default", marker: str = "") -> Curve:
+def _line(x: str, y: str, marker: str = "") -> Curve:
     def draw(ax: Axes, table: pd.DataFrame, label: str, colour: str) -> None:
-        ax.plot(table[x], table[y], label=label, color=colour, drawstyle=drawstyle, marker=marker, markersize=4)
+        ax.plot(table[x], table[y], label=label, color=colour, marker=marker, markersize=4)
 
     return draw
 
