@@ -279,7 +279,6 @@ def _mitigation(result: CheckResult) -> str:
     """The decision policy in words, then one table: each score and disparity before and after, in plain words."""
     mitigation = result.metrics["mitigation"]
     decision = mitigation["decision"]
-    gate = result.thresholds
     policy = f"One global threshold: a probability of at least {human(decision['threshold'], 3)} means positive."
     if decision.get("group_feature") and decision.get("group_thresholds"):
         own = ", ".join(f"{esc(k)} {human(v, 3)}" for k, v in sorted(decision["group_thresholds"].items()))
@@ -293,25 +292,24 @@ def _mitigation(result: CheckResult) -> str:
         plain, mitigated = scores["global_threshold"], scores["mitigated"]
         shown = (lambda v: human(v, 2, percent=True)) if key == "accuracy" else (lambda v: human(v, 4))
         rows.append([label, shown(plain), shown(mitigated), esc(_change(label, plain, mitigated))])
-    for name, found in result.metrics["features"].items():
+    judged = {j.metric: j for j in result.judgements}
+    for name in result.metrics["features"]:
         old = mitigation["global_threshold"][name]
         for metric in ("equalized_odds_difference", "demographic_parity_ratio"):
-            limit = gate[metric]
-            label = f"{limit['label']} ({name})"
-            before, after = old.get(metric), found.get(metric)
-            if before is None or after is None:
+            judgement = judged.get(f"{metric}[{name}]")
+            before = old.get(metric)
+            if judgement is None or before is None:
+                label = f"{result.thresholds[metric]['label']} ({name})"
                 rows.append([esc(label), "n/a", "n/a", "not gated: fewer than two gated groups"])
                 continue
-            bound = limit["max"] if limit.get("max") is not None else limit["min"]
-            ok = after <= bound if limit.get("max") is not None else after >= bound
-            sign = "≤" if limit.get("max") is not None else "≥"
-            words = f"{'meets' if ok else 'breaks'} the limit {sign} {human(bound, 3)}"
+            after = judgement.value
             moved = (
                 "unchanged"
                 if abs(after - before) < 5e-4
-                else f"{'up' if after > before else 'down'} by {human(abs(after - before), 3)}"
+                else f"{'up' if after > before else 'down'} by {judgement.shown(abs(after - before))}"
             )
-            rows.append([esc(label), human(before, 3), human(after, 3), esc(f"{moved}; {words}")])
+            words = f"{moved}; {'meets' if judgement.passed else 'breaks'} the limit {judgement.rule()}"
+            rows.append([esc(judgement.label), judgement.shown(before), judgement.shown(after), esc(words)])
     return (
         f"<p>{policy}</p>"
         + table(

@@ -221,6 +221,9 @@ def test_the_report_gives_a_verdict_per_metric_and_the_mitigation_in_words(setti
     points = abs(accuracy["cost"]) * 100
     assert f"accuracy fell by {points:.2f}".rstrip("0").rstrip(".") in page
     assert f"Per-group thresholds on <b>{feature}</b>: {second} 0.7;" in page
+    before = result.metrics["mitigation"]["global_threshold"][feature]["equalized_odds_difference"]
+    mitigated = re.search(rf"<tr><td>{re.escape(eod.label)}</td>.*?</tr>", page)  # the before/after row
+    assert mitigated and f"up by {eod.shown(eod.value - before)}; breaks the limit ≤ 0.1" in mitigated[0]
     assert page.count("<svg") == len(settings.data.sensitive_features)
     assert not re.search(r"\d\.\d{5,}", re.sub(r"<svg.*?</svg>", "", page, flags=re.DOTALL))  # no raw floats
     assert "{" not in re.sub(r"<(svg|style).*?</\1>", "", page, flags=re.DOTALL)  # no JSON dump
