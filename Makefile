@@ -114,8 +114,8 @@ check: install $(CHECKOV_STAMP)
 	@$(PHASE) "unit tests" pytest $(PYTEST_PARALLEL) -q tests/unit
 	@$(PHASE) summary
 
-# `make test`'s set-up steps, each timed: install beside the apt installs (podman, prometheus), then the data beside
-# the checkov venv.
+# `make test`'s set-up steps, each timed: install beside the apt installs (podman, prometheus, chromium), then the
+# data beside the checkov venv.
 .PHONY: setup-install setup-podman setup-data setup-checkov
 setup-install:
 	@$(PHASE) "  install" $(MAKE) --no-print-directory install
@@ -123,6 +123,7 @@ setup-install:
 setup-podman:
 	@$(PHASE) "  podman" $(MAKE) --no-print-directory podman
 	@$(PHASE) "  prometheus" $(MAKE) --no-print-directory prometheus
+	@$(PHASE) "  chromium" scripts/ci/setup-chromium.sh
 setup-data: setup-install
 	@$(PHASE) "  data" $(MAKE) --no-print-directory data
 setup-checkov: setup-install

@@ -3,9 +3,13 @@
 Every expectation comes from the settings: the configured feature columns and the target, their types,
 ranges, categories and null allowances, and the `gates.quality` thresholds. GX runs in an ephemeral
 context (no project directory, no analytics); the result becomes a CheckResult whose failures are one
-sentence each, and GX's Data Docs are written under reports/quality/. The values the `gates.quality`
-thresholds limit (row count, label rate, duplicate share) are read from GX's results and judged by those
-thresholds, like every other check's, so the gate table shows their margins.
+sentence each, and the report reports/quality/index.html is rendered here from GX's validation result. The values
+the `gates.quality` thresholds limit (row count, label rate, duplicate share) are read from GX's results and judged
+by those thresholds, like every other check's, so the gate table shows their margins.
+
+The report is not GX's Data Docs: those load about ten stylesheets and scripts from CDNs, so offline (a downloaded
+CI artifact) they render unstyled and they call out whenever opened. The page here is self-contained: every
+expectation, its verdict, the observed value and unexpected examples, with the data asset named.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +26,22 @@ os.environ["GX_ANALYTICS_ENABLED"] = "False"  # read by GX when it is imported; 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
-from great_expectations.checkpoint import UpdateDataDocsAction
-from great_expectations.core import ExpectationValidationResult
+from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
 from great_expectations.data_context.types.base import (
     DataContextConfig,
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
 )
 
+from conveyor.checks.html import badge, esc, page, table
 from conveyor.checks.result import CheckResult
-from conveyor.config import Judgement, Settings
-from conveyor.data.frames import load_training
+from conveyor.config import Judgement, Settings, human
+from conveyor.data.frames import batches, load_training
 from conveyor.paths import REPORTS
 
 CHECK = "quality"
 DOCS_DIR = REPORTS / CHECK
-SITE = "quality"
+PAGE = "index.html"
 # Pandas dtypes (and, in object columns, Python value types) that count as numbers.
 NUMERIC_TYPES = [
     "int", "float", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -44,6 +49,7 @@ NUMERIC_TYPES = [
     "UInt64", "Float32", "Float64",
 ]  # fmt: skip
 EXAMPLES = 3  # unexpected values quoted in a failure sentence
+EXAMPLE_CHARS = 80  # an unexpected value shown in the report is cut to this length
 
 # The rule each expectation checks, kept in its meta so a result can be turned back into a sentence.
 EXISTS, TYPE, RANGE, CATEGORIES, NULLS = "exists", "type", "range", "categories", "nulls"
@@ -128,28 +134,21 @@ def build_suite(settings: Settings, columns: list[str]) -> gx.ExpectationSuite:
     return gx.ExpectationSuite(name=CHECK, expectations=expectations)
 
 
-def _context(docs_dir: Path) -> Any:
-    """An in-memory GX context whose only Data Docs site is `docs_dir`."""
-    site = {
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False},
-    }
+def _context() -> Any:
+    """An in-memory GX context: no project folder, no Data Docs site, no analytics."""
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
-        data_docs_sites={SITE: site},
+        data_docs_sites={},
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False),
     )
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite, docs_dir: Path) -> tuple[Any, list[str]]:
-    """Validate `frame` against `suite` and write Data Docs; (validation result, HTML pages written)."""
-    if docs_dir.exists():
-        shutil.rmtree(docs_dir)  # one run's pages only: the folder is this check's output
-    context = _context(docs_dir)
-    batch = context.data_sources.add_pandas(CHECK).add_dataframe_asset("data")
+def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite, asset: str) -> ExpectationSuiteValidationResult:
+    """Validate `frame` (named `asset`) against `suite`."""
+    context = _context()
+    batch = context.data_sources.add_pandas(CHECK).add_dataframe_asset(asset)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(
             name="training",
@@ -161,23 +160,12 @@ def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite, docs_dir: Path) 
         gx.Checkpoint(
             name=CHECK,
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE])],
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES},
         )
     )
     outcome = checkpoint.run(batch_parameters={"dataframe": frame})
-    (identifier, validation), *_ = outcome.run_results.items()
-    pages = [docs_dir / "index.html"]
-    for url in context.get_docs_sites_urls(resource_identifier=identifier, site_name=SITE):
-        pages.append(Path(url["site_url"].removeprefix("file://")))
-    return validation, [_relative(p) for p in pages if p.exists()]
-
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    (_, validation), *_ = outcome.run_results.items()
+    return validation
 
 
 def _pct(fraction: float) -> str:
@@ -330,25 +318,147 @@ def _thresholds(settings: Settings) -> dict[str, Any]:
     }
 
 
-def validate(frame: pd.DataFrame, settings: Settings, docs_dir: Path = DOCS_DIR) -> CheckResult:
-    """Run the suite on `frame`; the CheckResult (not written) and Data Docs under `docs_dir`."""
-    validation, pages = _run_suite(frame, build_suite(settings, list(frame.columns)), docs_dir)
+def _rule_text(rule: str, config: Any) -> str:
+    """What an expectation requires, in words."""
+    kwargs, column = config.kwargs, config.kwargs.get("column")
+    mostly = kwargs.get("mostly", 1.0)
+    if config.description:
+        return str(config.description)
+    if rule == ROWS:
+        return f"{human(kwargs['min_value'], 0)} to {human(kwargs['max_value'], 0)} rows"
+    if rule == EXISTS:
+        return f"column {column} exists"
+    if rule == TYPE:
+        return "numbers (an integer or a float dtype)"
+    if rule == RANGE:
+        return f"between {_num(kwargs['min_value'])} and {_num(kwargs['max_value'])}"
+    if rule == CATEGORIES:
+        values = [str(v) for v in kwargs["value_set"]]
+        shown = ", ".join(values[:6]) + (f" and {len(values) - 6} more" if len(values) > 6 else "")
+        return f"one of {len(values)} categories: {shown}"
+    if rule == NULLS:
+        return "no nulls" if mostly >= 1 else f"at most {_pct(round(1 - mostly, 12))} null"
+    if rule == POSITIVE_SEEN:
+        return f"the positive label {kwargs['value_set'][0]!r} occurs"
+    return config.type.replace("_", " ")
+
+
+def _observed(outcome: ExpectationValidationResult) -> str:
+    """What GX measured: the observed value, or how many values broke the rule out of how many."""
+    result = outcome.result or {}
+    if "unexpected_count" in result:
+        checked = result.get("element_count", 0) - result.get("missing_count", 0)
+        text = f"{human(result['unexpected_count'], 0)} of {human(checked, 0)} values unexpected"
+        return f"{text} ({_pct(result.get('unexpected_percent', 0.0) / 100)})"
+    value = result.get("observed_value")
+    if value is not None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return human(value, 4)
+        if isinstance(value, list):
+            return ", ".join(map(str, value[:8])) + (" ..." if len(value) > 8 else "")
+        return str(value)
+    if _rule(outcome) == EXISTS:
+        return "present" if outcome.success else "absent"
+    return "met" if outcome.success else "not met"
+
+
+def _unexpected_examples(result: dict[str, Any]) -> str:
+    """Up to EXAMPLES unexpected values with their counts among GX's sample; a long one (a duplicated row) cut."""
+    counts = result.get("partial_unexpected_counts") or [
+        {"value": v, "count": 1} for v in result.get("partial_unexpected_list") or []
+    ]
+    shown = []
+    for c in counts[:EXAMPLES]:
+        text = _num(c["value"])
+        text = text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 3] + "..."
+        shown.append(f"{text} ({c['count']} times)" if c.get("count", 1) > 1 else text)
+    return ", ".join(shown)
+
+
+def _asset(settings: Settings) -> str:
+    """The data the check reads, as a reviewer would name it."""
+    ingested = len(batches(settings))
+    return f"{settings.data.path}" + (
+        f" + {ingested} ingested batch{'es' if ingested != 1 else ''}" if ingested else ""
+    )
+
+
+def render(result: CheckResult, validation: ExpectationSuiteValidationResult, asset: str, rows: int) -> str:
+    """The quality report: the gated values, the failures, then every expectation GX evaluated with its result."""
+    stats = validation.statistics
+    judged = table(
+        ["verdict", "measure", "value", "passing range"],
+        (
+            [badge(j.passed), esc(j.label), esc(j.shown(j.value) + (f" {j.unit}" if j.unit else "")), esc(j.rule())]
+            for j in result.judgements
+        ),
+        numeric=[2],
+        failed=[not j.passed for j in result.judgements],
+    )
+    messages = "".join(f"<li>{esc(s)}</li>" for s in result.failures)
+    outcomes = list(validation.results)
+    expectation_rows = []
+    for outcome in outcomes:
+        config = outcome.expectation_config
+        error = _error(outcome)
+        examples = _unexpected_examples(outcome.result or {})
+        expectation_rows.append(
+            [
+                badge(bool(outcome.success)),
+                esc(config.kwargs.get("column") or "(table)"),
+                f"<code>{esc(config.type)}</code>",
+                esc(_rule_text(_rule(outcome), config)),
+                esc(f"could not run: {error}" if error else _observed(outcome)),
+                esc(examples) if examples else '<span class="muted">none</span>',
+            ]
+        )
+    body = [
+        "<section><h2>Summary</h2>",
+        f"<p>{badge(result.passed, 'passed', 'FAILED')} Data asset: <b>{esc(asset)}</b>, {human(rows, 0)} rows. "
+        f"{stats['successful_expectations']} of {stats['evaluated_expectations']} expectations met "
+        f"(Great Expectations {esc(validation.meta.get('great_expectations_version', ''))}).</p>",
+        judged,
+        f'<h3>Failures</h3><ul class="messages">{messages}</ul>' if messages else "<p>No failure.</p>",
+        "</section>",
+        "<section><h2>Every expectation</h2>",
+        table(
+            ["result", "column", "expectation", "expected", "observed", "unexpected examples"],
+            expectation_rows,
+            failed=[not o.success for o in outcomes],
+        ),
+        "</section>",
+    ]
+    when = validation.meta.get("validation_time")
+    subtitle = f"Great Expectations validation of {asset}" + (f", {when:%Y-%m-%d %H:%M UTC}" if when else "")
+    return page(f"Data quality: {'passed' if result.passed else 'FAILED'}", subtitle, "\n".join(body))
+
+
+def validate(
+    frame: pd.DataFrame, settings: Settings, docs_dir: Path = DOCS_DIR, asset: str = "training data"
+) -> CheckResult:
+    """Run the suite on `frame` (the data `asset`); the CheckResult (not written) and its report in `docs_dir`."""
+    validation = _run_suite(frame, build_suite(settings, list(frame.columns)), asset)
     outcomes = list(validation.results)
     target = settings.data.target
     labels = sorted(map(str, frame[target].dropna().unique())) if target in frame else []
     metrics = _metrics(outcomes, validation.statistics)
-    return CheckResult.judged(
+    result = CheckResult.judged(
         CHECK,
         _judgements(metrics, settings),
         _failures(outcomes, settings, labels),
         metrics=metrics,
         thresholds=_thresholds(settings),
-        artifacts=pages,
     )
+    if docs_dir.exists():
+        shutil.rmtree(docs_dir)  # one run's page only: the folder is this check's output
+    docs_dir.mkdir(parents=True)
+    report = docs_dir / PAGE
+    report.write_text(render(result, validation, asset, len(frame)))
+    return replace(result, artifacts=[report.as_posix()])
 
 
 def run(settings: Settings) -> CheckResult:
-    """`conveyor validate`: check the training data, write reports/quality.json and the Data Docs."""
-    result = validate(load_training(settings), settings)
+    """`conveyor quality`: check the training data, write reports/quality.json and reports/quality/index.html."""
+    result = validate(load_training(settings), settings, asset=_asset(settings))
     result.write()
     return result

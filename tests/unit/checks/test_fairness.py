@@ -174,7 +174,8 @@ def test_run_writes_json_and_html_and_fails_a_biased_decision(tmp_path: Path, mo
     assert written["artifacts"] == ["reports/fairness.html"]
     page = Path("reports/fairness.html").read_text()
     assert "FAILED" in page
-    assert all(name in page for name in (feature, first, second, "true_positive_rate", "Mitigation cost"))
+    assert all(name in page for name in (feature, first, second, "TPR", "Mitigation: before and after"))
+    assert page.count("<svg") == len(small.data.sensitive_features)  # one chart per sensitive feature
 
     Decision(threshold=0.0).save(TRAINED_MODEL)  # everyone selected: equal rates in every group
     assert fairness.run(small).passed
@@ -201,3 +202,28 @@ def test_a_large_group_with_few_positives_or_negatives_is_reported_not_gated(set
         f"{feature} group {third!r} has {size} holdout rows but {few} {kind}, below gates.fairness.min_group_{kind} "
         f"{limit}: its metrics are reported, not gated."
     ) in result.warnings
+
+
+def test_the_report_gives_a_verdict_per_metric_and_the_mitigation_in_words(settings: Settings) -> None:
+    x, y, proba = holdout(settings)
+    feature, _, second = groups_of(settings)
+    decision = Decision(threshold=0.5, group_feature=feature, group_thresholds={second: 0.7})
+    result = fairness.assess(settings, x, y, proba, decision)
+    page = fairness.render(result, settings.gates.fairness)
+
+    verdicts = re.findall(r'<tr(?: class="fail")?><td><span class="badge (pass|fail)">', page)
+    assert len(verdicts) == len(result.judgements) == 2 * len(settings.data.sensitive_features)
+    eod = next(j for j in result.judgements if j.metric == f"equalized_odds_difference[{feature}]")
+    assert not eod.passed
+    row = re.search(rf"<tr class=\"fail\">.*?{re.escape(eod.label)}.*?</tr>", page)
+    assert row and f"{eod.value:.3f}".rstrip("0") in row[0] and "≤ 0.1" in row[0] and "over the limit" in row[0]
+    accuracy = result.metrics["mitigation"]["accuracy"]
+    points = abs(accuracy["cost"]) * 100
+    assert f"accuracy fell by {points:.2f}".rstrip("0").rstrip(".") in page
+    assert f"Per-group thresholds on <b>{feature}</b>: {second} 0.7;" in page
+    before = result.metrics["mitigation"]["global_threshold"][feature]["equalized_odds_difference"]
+    mitigated = re.search(rf"<tr><td>{re.escape(eod.label)}</td>.*?</tr>", page)  # the before/after row
+    assert mitigated and f"up by {eod.shown(eod.value - before)}; breaks the limit ≤ 0.1" in mitigated[0]
+    assert page.count("<svg") == len(settings.data.sensitive_features)
+    assert not re.search(r"\d\.\d{5,}", re.sub(r"<svg.*?</svg>", "", page, flags=re.DOTALL))  # no raw floats
+    assert "{" not in re.sub(r"<(svg|style).*?</\1>", "", page, flags=re.DOTALL)  # no JSON dump

@@ -4,6 +4,7 @@ real data. Each corruption must fail with its own one-sentence failure naming th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,10 +67,9 @@ def test_clean_data_passes_with_every_column_measured(settings, clean, check, tm
     assert all(j.passed and j.failure is None for j in judged.values())
     assert judged["rows"].value == ROWS and judged["rows"].margin == ROWS - settings.gates.quality.rows.min
     assert judged["duplicate_fraction"].margin == settings.gates.quality.duplicate_fraction.max
-    index, page = (Path(p) for p in result.artifacts)
-    assert index == tmp_path / "docs" / "index.html"
-    assert index.exists() and page.exists()
-    assert settings.data.target in page.read_text()
+    (report,) = (Path(p) for p in result.artifacts)
+    assert report == tmp_path / "docs" / "index.html"
+    assert settings.data.target in report.read_text()
 
 
 def test_suite_covers_every_configured_column(settings, clean):
@@ -274,3 +274,20 @@ def test_the_real_data_passes_with_the_default_params(make_project, monkeypatch,
     assert 0 < result.metrics["duplicate_fraction"] <= settings.gates.quality.duplicate_fraction.max
     assert [j.metric for j in result.judgements if j.passed] == ["rows", "label_rate", "duplicate_fraction"]
     assert all((project.root / p).exists() for p in result.artifacts)
+
+
+def test_the_report_is_one_self_contained_page_with_every_expectation(settings, clean, tmp_path):
+    name, feature = numeric(settings)
+    frame = clean.copy()
+    frame.loc[:2, name] = feature.max + 1
+    result = quality.validate(frame, settings, tmp_path / "docs", asset="data/train.csv")
+
+    assert [Path(p) for p in result.artifacts] == [tmp_path / "docs" / "index.html"]
+    page = (tmp_path / "docs" / "index.html").read_text()
+    assert "Data asset: <b>data/train.csv</b>" in page and "None" not in page
+    suite = quality.build_suite(settings, list(frame.columns))
+    assert page.count("<code>expect_") == len(suite.expectations)
+    broken = re.search(rf"<tr class=\"fail\">.*?<td>{name}</td>.*?</tr>", page, re.DOTALL)
+    assert broken and f"between {feature.min:g} and {feature.max:g}" in broken[0]
+    assert f"3 of {len(frame):,} values unexpected" in broken[0] and f"{feature.max + 1:g} (3 times)" in broken[0]
+    assert "<style>" in page and not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|<link|<script""", page)
