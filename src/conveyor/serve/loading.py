@@ -1,6 +1,7 @@
 """Load the exported bundle safely: skops with the trusted types params.yaml lists, the decision policy, and
-the metadata, each checked against the settings. Any problem is one ConveyorError sentence; the app then stays
-unready rather than answer with a model it cannot vouch for."""
+the metadata, each checked against the settings, and every file against the digest metadata.json recorded at
+export. Any problem is one ConveyorError sentence; the app then stays unready rather than answer with a model it
+cannot vouch for."""
 
 from __future__ import annotations
 
@@ -146,6 +147,9 @@ def load(folder: Path, settings: Settings) -> LoadedModel:
             f"{folder / bundle.MODEL_FILE}: classes = {classes} is invalid: expected a binary classifier of [0, 1] "
             "returning probabilities."
         )
+    # Each file is first checked for what it holds, so a broken one is named for what is wrong with it; then every
+    # file must be byte for byte the one the gate exported.
+    bundle.verify(folder, metadata)
     return LoadedModel(
         metadata=metadata,
         decision=policy,
