@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import skops.io
 
 from conveyor.config import Settings
-from conveyor.decision import DECISION_FILE
 from conveyor.errors import ConveyorError
 from conveyor.paths import EXPORTED_METADATA, MODELS, TRAINED_MODEL
 
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.skops"
 METADATA_FILE = EXPORTED_METADATA.name
 FILES_KEY = "files"
-# The files serving reads besides metadata.json: a bundle whose digests do not cover them is refused.
-SERVED_FILES = (MODEL_FILE, DECISION_FILE)
 
 
 def export(
@@ -75,10 +73,10 @@ def digests(folder: Path) -> dict[str, str]:
     return found
 
 
-def verify(folder: Path, metadata: dict[str, Any]) -> None:
-    """The files in `folder` are exactly those `metadata` lists, byte for byte: ConveyorError with one sentence
-    naming the first file that is missing, differs or is not listed. A bundle exported before digests were
-    recorded is refused: only bytes that went through the gate are served."""
+def verify(folder: Path, metadata: dict[str, Any], served: Sequence[str]) -> None:
+    """The files in `folder` are exactly those `metadata` lists, byte for byte, and the list covers the `served`
+    files: ConveyorError with one sentence naming the first file that is missing, differs or is not listed. A
+    bundle exported before digests were recorded is refused: only bytes that went through the gate are served."""
     where = folder / METADATA_FILE
     listed = metadata.get(FILES_KEY)
     if listed is None:
@@ -91,7 +89,7 @@ def verify(folder: Path, metadata: dict[str, Any]) -> None:
             f"{where}: {FILES_KEY} = {json.dumps(listed)} is invalid: expected an object of file name to "
             "'sha256:<hex digest>'."
         )
-    for name in SERVED_FILES:
+    for name in served:
         if name not in listed:
             raise ConveyorError(
                 f"{where}: {FILES_KEY} has no digest of {name!r}: expected the digest of every file served."

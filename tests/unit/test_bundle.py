@@ -11,6 +11,7 @@ from conveyor import bundle
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
 
+SERVED = ("model.skops", "decision.json")
 INFO = {"run_id": "r", "git_commit": "0" * 40, "data_version": "d"}
 
 
@@ -31,7 +32,7 @@ def test_export_records_the_digest_of_every_file_but_the_metadata(exported: Path
         name: "sha256:" + hashlib.sha256((exported / name).read_bytes()).hexdigest()
         for name in ("decision.json", "model.skops", "nested/notes.txt")
     }
-    bundle.verify(exported, bundle.read_metadata(exported))
+    bundle.verify(exported, bundle.read_metadata(exported), SERVED)
 
 
 def test_verify_names_the_file_and_both_digests(exported: Path) -> None:
@@ -40,7 +41,7 @@ def test_verify_names_the_file_and_both_digests(exported: Path) -> None:
     (exported / "nested" / "notes.txt").write_text("changed\n")
     found = "sha256:" + hashlib.sha256(b"changed\n").hexdigest()
     with pytest.raises(ConveyorError) as raised:
-        bundle.verify(exported, metadata)
+        bundle.verify(exported, metadata, SERVED)
     assert str(raised.value) == (
         f"{exported / 'nested/notes.txt'}: found {found}, expected {expected} (metadata.json); "
         "the file is not the one the gate exported."
@@ -63,6 +64,6 @@ def test_verify_refuses_a_files_listing_it_cannot_check_everything_against(
     if files is not None:
         metadata[bundle.FILES_KEY] = files
     with pytest.raises(ConveyorError) as raised:
-        bundle.verify(exported, metadata)
+        bundle.verify(exported, metadata, SERVED)
     assert str(raised.value).startswith(f"{exported / 'metadata.json'}: ")
     assert message in str(raised.value)

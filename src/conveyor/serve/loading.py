@@ -149,7 +149,7 @@ def load(folder: Path, settings: Settings) -> LoadedModel:
         )
     # Each file is first checked for what it holds, so a broken one is named for what is wrong with it; then every
     # file must be byte for byte the one the gate exported.
-    bundle.verify(folder, metadata)
+    bundle.verify(folder, metadata, served=(bundle.MODEL_FILE, decision.DECISION_FILE))
     return LoadedModel(
         metadata=metadata,
         decision=policy,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,8 @@ def _reason_unready(folder: Path, settings: Settings, caplog: pytest.LogCaptureF
             assert time.monotonic() < deadline, "the loader never finished"
             time.sleep(0.05)
         assert client.post(routes.PREDICT, json={}).status_code == 503
+        for loader in [t for t in threading.enumerate() if t.name == "model-loader"]:
+            loader.join(timeout=60)  # /readyz has the reason as soon as it is set; the log line follows it
     lines = [r.getMessage() for r in caplog.records if r.name == "conveyor.serve" and r.levelno >= logging.ERROR]
     assert len(lines) == 1 and reason.removeprefix("the model is not ready: ") in lines[0]
     return reason
