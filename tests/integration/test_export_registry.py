@@ -136,3 +136,10 @@ def test_the_gate_tags_the_version_with_the_digests_metadata_json_lists(pipeline
     version = client.get_model_version_by_alias(pipeline_run.settings.model.name, tracking.CANDIDATE)
     assert {"model.skops", "decision.json", "MLmodel"} <= set(listed)
     assert tracking.tagged_files(version) == listed
+
+
+def test_tagging_again_leaves_no_digest_of_an_earlier_export(registered: dict[str, Any]) -> None:
+    settings: Settings = registered["settings"]
+    tracking.tag_files(settings, registered["version"], {"gone.txt": "sha256:" + "1" * 64, **registered["files"]})
+    tracking.tag_files(settings, registered["version"], registered["files"])
+    assert tracking.tagged_files(tracking.by_version(settings, registered["version"])) == registered["files"]

@@ -53,10 +53,14 @@ def register(settings: Settings, run_id: str, alias: str = CANDIDATE) -> ModelVe
 
 
 def tag_files(settings: Settings, version: str | int, files: dict[str, str]) -> None:
-    """Record the digest of each bundle file on the model version, the same digests metadata.json lists."""
+    """Record the digest of each bundle file on the model version, the same digests metadata.json lists; a file
+    tag of an earlier export that `files` no longer lists is removed."""
     client = MlflowClient()
-    for name, digest in files.items():
-        client.set_model_version_tag(settings.model.name, str(version), FILE_TAG + name, digest)
+    name, number = settings.model.name, str(version)
+    for stale in set(tagged_files(client.get_model_version(name, number))) - set(files):
+        client.delete_model_version_tag(name, number, FILE_TAG + stale)
+    for file, digest in files.items():
+        client.set_model_version_tag(name, number, FILE_TAG + file, digest)
 
 
 def tagged_files(version: ModelVersion) -> dict[str, str]:
