@@ -85,10 +85,12 @@ def read(folder: Path, settings: Settings) -> Decision:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConveyorError(f"{path}: not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
-        raise ConveyorError(f"{path}: {_shown(data)} is invalid: expected a JSON object with the keys {FIELDS}.")
+        raise ConveyorError(
+            f"{path}: {_shown(data)} is invalid: expected a JSON object with the keys {', '.join(FIELDS)}."
+        )
     for key in data:
         if key not in FIELDS:
-            raise ConveyorError(f"{path}: the key {key!r} is unknown: expected only the keys {FIELDS}.")
+            raise ConveyorError(f"{path}: the key {key!r} is unknown: expected only the keys {', '.join(FIELDS)}.")
     if "threshold" not in data:
         raise ConveyorError(f"{path}: the key 'threshold' is missing: expected the global threshold.")
     threshold = _probability(path, "threshold", data["threshold"])
