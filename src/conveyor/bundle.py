@@ -1,11 +1,14 @@
 """The model bundle: the folder `conveyor train` saves (model.skops, decision.json, MLmodel) and, once gated,
 models/ = that folder plus metadata.json (version, provenance, metrics and the feature schema the API is built
-from), which the image bakes in. Loading is safe: skops with the trusted types params.yaml lists, never pickle."""
+from, and the SHA-256 of every other file), which the image bakes in. Loading is safe: skops with the trusted types
+params.yaml lists, never pickle; `verify` refuses a bundle whose files are not byte for byte the ones exported."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = EXPORTED_METADATA.name
+FILES_KEY = "files"
 
 
 def export(
@@ -45,6 +49,7 @@ def export(
         "target": settings.data.target,
         "positive_label": settings.data.positive_label,
         "features": {name: f.model_dump() for name, f in settings.data.features.items()},
+        FILES_KEY: digests(staging),
     }
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     clear()
@@ -55,6 +60,55 @@ def export(
 def clear() -> None:
     """Remove any earlier export, so a failed gate leaves nothing to build an image from."""
     shutil.rmtree(MODELS, ignore_errors=True)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """`sha256:<hex>` of every file under `folder` but metadata.json, by its path relative to `folder`."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_file() and name != METADATA_FILE:
+            with path.open("rb") as stream:
+                found[name] = "sha256:" + hashlib.file_digest(stream, "sha256").hexdigest()
+    return found
+
+
+def verify(folder: Path, metadata: dict[str, Any], served: Sequence[str]) -> None:
+    """The files in `folder` are exactly those `metadata` lists, byte for byte, and the list covers the `served`
+    files: ConveyorError with one sentence naming the first file that is missing, differs or is not listed. A
+    bundle exported before digests were recorded is refused: only bytes that went through the gate are served."""
+    where = folder / METADATA_FILE
+    listed = metadata.get(FILES_KEY)
+    if listed is None:
+        raise ConveyorError(
+            f"{where}: the key {FILES_KEY!r} is missing: the bundle was exported before file digests were recorded; "
+            "re-export it (`conveyor gate` or `conveyor export`)."
+        )
+    if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
+        raise ConveyorError(
+            f"{where}: {FILES_KEY} = {json.dumps(listed)} is invalid: expected an object of file name to "
+            "'sha256:<hex digest>'."
+        )
+    for name in served:
+        if name not in listed:
+            raise ConveyorError(
+                f"{where}: {FILES_KEY} has no digest of {name!r}: expected the digest of every file served."
+            )
+    found = digests(folder)
+    for name, expected in sorted(listed.items()):
+        if name not in found:
+            raise ConveyorError(f"{folder / name}: missing; expected the file metadata.json lists with {expected}.")
+        if found[name] != expected:
+            raise ConveyorError(
+                f"{folder / name}: found {found[name]}, expected {expected} (metadata.json); "
+                "the file is not the one the gate exported."
+            )
+    unlisted = sorted(set(found) - set(listed))
+    if unlisted:
+        raise ConveyorError(
+            f"{folder / unlisted[0]}: has no digest in metadata.json ({found[unlisted[0]]}); "
+            "expected only the files the gate exported."
+        )
 
 
 def read_metadata(folder: Path = MODELS) -> dict[str, Any]:

@@ -185,3 +185,45 @@ def test_waiting_for_a_missing_model_keeps_the_server_alive_unready_with_one_log
     assert "the model directory does not exist" in reason
     assert status == 503 and "not ready" in body["error"]
     assert len([line for line in log.splitlines() if "model not loaded" in line]) == 1, log
+
+
+def test_a_swapped_model_file_keeps_the_real_server_unready_naming_the_file_and_both_digests(
+    serve_bundle: Path, serve_split: tuple[pd.DataFrame, pd.DataFrame], settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 13, defect 3, as it was found: a different valid skops Pipeline (a DummyClassifier) in the gated bundle
+    was served as the gated version. Now the digest metadata.json recorded at export refuses it."""
+    import shutil
+
+    import skops.io
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import Pipeline
+
+    from conveyor import bundle
+    from conveyor.data import frames
+
+    folder = tmp_path / "models"
+    shutil.copytree(serve_bundle, folder)
+    x, y = frames.features_and_target(serve_split[0], settings)
+    skops.io.dump(Pipeline([("model", DummyClassifier())]).fit(x, y), folder / bundle.MODEL_FILE)
+    expected = bundle.read_metadata(folder)[bundle.FILES_KEY][bundle.MODEL_FILE]
+    found = bundle.digests(folder)[bundle.MODEL_FILE]
+    running = start(folder, tmp_path / "cwd")
+    try:
+        wait_for(running.base + routes.HEALTH, timeout=180)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(running.base + routes.READY, timeout=5)
+                raise AssertionError("/readyz answered 200 with a model file that is not the exported one")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503
+                reason = json.loads(exc.read())["error"]
+            if "still loading" not in reason or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        status, _ = post(running.base + routes.PREDICT, serving.records(serve_split[1].head(1), settings)[0])
+    finally:
+        log = running.stop()
+    assert f"{folder / bundle.MODEL_FILE}: found {found}, expected {expected} (metadata.json)" in reason
+    assert status == 503
+    assert len([line for line in log.splitlines() if "model not loaded" in line]) == 1, log

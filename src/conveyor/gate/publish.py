@@ -1,4 +1,5 @@
-"""Publishing a gated model: log the verdict to its MLflow run, register it as `candidate`, export models/."""
+"""Publishing a gated model: log the verdict to its MLflow run, register it as `candidate`, export models/ and
+record the digest of each exported file on the registered version (the same digests metadata.json lists)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ def log_to_run(run_id: str, results: list[CheckResult], passed: bool) -> None:
 
 
 def publish(settings: Settings, info: dict[str, Any], results: list[CheckResult]) -> str:
-    """Register the run's model as `candidate` and export models/ for the image; returns the version."""
+    """Register the run's model as `candidate`, export models/ for the image and tag the version with the
+    exported files' digests; returns the version."""
     version = str(tracking.register(settings, info["run_id"], tracking.CANDIDATE).version)
     evaluation = next(r for r in results if r.check == "evaluate")
-    bundle.export(settings, version, info, numbers(evaluation.metrics))
+    folder = bundle.export(settings, version, info, numbers(evaluation.metrics))
+    tracking.tag_files(settings, version, bundle.read_metadata(folder)[bundle.FILES_KEY])
     return version

@@ -1,6 +1,7 @@
 """`conveyor export`: models/ from the MLflow registry, for when the pipeline ran elsewhere (Argo Workflows) and
 artifacts/model is not on this machine. The bundle is the one the gate exports: the registered version's model
-folder, with metadata from its run (tags git_commit and data_version, metrics evaluate.*)."""
+folder, with metadata from its run (tags git_commit and data_version, metrics evaluate.*). Only the files the gate
+tagged the version with (`file/<name>` digests) are exported, byte for byte."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from conveyor import bundle
@@ -65,4 +67,24 @@ def from_registry(settings: Settings, version: str) -> Path:
                 f"--version {version!r}: the registered model folder has no {MODEL_FILE}; "
                 "expected a model saved by `conveyor train`."
             )
+        _check_files(found, folder)
         return bundle.export(settings, str(found.version), info, metrics, source=folder)
+
+
+def _check_files(version: ModelVersion, folder: Path) -> None:
+    """The downloaded files are exactly those the gate tagged the version with, byte for byte."""
+    tagged = tracking.tagged_files(version)
+    where = f"model version {version.version}"
+    if not tagged:
+        raise ConveyorError(
+            f"{where}: no {tracking.FILE_TAG}* digest tags: it was gated before file digests were recorded; "
+            "re-run `conveyor gate` on its run to record them."
+        )
+    found = bundle.digests(folder)
+    for name in sorted(set(tagged) | set(found)):
+        got, expected = found.get(name, "missing"), tagged.get(name, "no such file")
+        if got != expected:
+            raise ConveyorError(
+                f"{where}: {name} is {got} in the registry, expected {expected} (tag {tracking.FILE_TAG}{name}); "
+                "the registered files are not the ones the gate exported."
+            )

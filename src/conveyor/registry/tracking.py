@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
 from mlflow.tracking import MlflowClient
 
 from conveyor.config import Settings
@@ -19,6 +20,8 @@ ARTIFACT_ROOT = Path("mlartifacts")
 EXPERIMENT = "conveyor"
 MODEL_ARTIFACT = "model"
 CANDIDATE, STAGING, CHAMPION = "candidate", "staging", "champion"
+# A model version's tag `file/<name>` = `sha256:<hex>`: the digest of each bundle file, as metadata.json lists them.
+FILE_TAG = "file/"
 
 
 def configure() -> str:
@@ -49,6 +52,22 @@ def register(settings: Settings, run_id: str, alias: str = CANDIDATE) -> ModelVe
     return version
 
 
+def tag_files(settings: Settings, version: str | int, files: dict[str, str]) -> None:
+    """Record the digest of each bundle file on the model version, the same digests metadata.json lists; a file
+    tag of an earlier export that `files` no longer lists is removed."""
+    client = MlflowClient()
+    name, number = settings.model.name, str(version)
+    for stale in set(tagged_files(client.get_model_version(name, number))) - set(files):
+        client.delete_model_version_tag(name, number, FILE_TAG + stale)
+    for file, digest in files.items():
+        client.set_model_version_tag(name, number, FILE_TAG + file, digest)
+
+
+def tagged_files(version: ModelVersion) -> dict[str, str]:
+    """The bundle file digests recorded on a model version (`tag_files`), by file name."""
+    return {key.removeprefix(FILE_TAG): value for key, value in version.tags.items() if key.startswith(FILE_TAG)}
+
+
 def set_alias(settings: Settings, alias: str, version: str | int) -> None:
     configure()
     MlflowClient().set_registered_model_alias(settings.model.name, alias, str(version))
@@ -73,12 +92,16 @@ def by_version(settings: Settings, version: str | int) -> ModelVersion | None:
 
 
 def download_version(settings: Settings, version: str | int, destination: Path) -> Path | None:
-    """Fetch the model folder of a registered version; None when there is no such version."""
+    """Fetch the model folder of a registered version, as it was logged; None when there is no such version.
+    MLflow adds a file of its own to a models:/ download (the registry's name and version): it is removed, it was
+    never part of the model."""
     if by_version(settings, version) is None:
         return None
     destination.mkdir(parents=True, exist_ok=True)
     uri = f"models:/{settings.model.name}/{version}"
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(destination)))
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(destination)))
+    (folder / REGISTERED_MODEL_META_FILE_NAME).unlink(missing_ok=True)
+    return folder
 
 
 def download(settings: Settings, alias: str, destination: Path) -> Path | None:

@@ -1,6 +1,7 @@
 """Load the exported bundle safely: skops with the trusted types params.yaml lists, the decision policy, and
-the metadata, each checked against the settings. Any problem is one ConveyorError sentence; the app then stays
-unready rather than answer with a model it cannot vouch for."""
+the metadata, each checked against the settings, and every file against the digest metadata.json recorded at
+export. Any problem is one ConveyorError sentence; the app then stays unready rather than answer with a model it
+cannot vouch for."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from conveyor import bundle
+from conveyor import bundle, decision
 from conveyor.config import Settings
-from conveyor.decision import DECISION_FILE, Decision
+from conveyor.decision import Decision
 from conveyor.errors import ConveyorError
 from conveyor.paths import EXPORTED_METADATA
 from conveyor.serve import fast
@@ -71,23 +72,6 @@ def _metadata(folder: Path, settings: Settings) -> dict[str, Any]:
                 "the model was trained on another feature schema."
             )
     return metadata
-
-
-def _decision(folder: Path, settings: Settings) -> Decision:
-    path = folder / DECISION_FILE
-    try:
-        decision = Decision.load(folder)
-    except FileNotFoundError:
-        raise ConveyorError(f"{path}: missing; expected the decision policy saved with the model.") from None
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise ConveyorError(f"{path}: not a decision policy ({exc}).") from None
-    if not 0 < decision.threshold < 1:
-        raise ConveyorError(f"{path}: threshold = {decision.threshold} is invalid: expected a number in (0, 1).")
-    if decision.group_feature and decision.group_feature not in settings.data.categorical:
-        raise ConveyorError(
-            f"{path}: group_feature = {decision.group_feature!r} is invalid: expected a categorical feature."
-        )
-    return decision
 
 
 def probe_records(settings: Settings, rows: int = PROBE_ROWS, seed: int = 0) -> list[Record]:
@@ -147,7 +131,7 @@ def load(folder: Path, settings: Settings) -> LoadedModel:
     if not folder.is_dir():
         raise ConveyorError(f"{folder}: the model directory does not exist; set MODEL_DIR to the exported bundle.")
     metadata = _metadata(folder, settings)
-    decision = _decision(folder, settings)
+    policy = decision.read(folder, settings)
     pipeline = bundle.load(folder, settings)
     reference = PipelinePredictor(pipeline, settings.data.features)
     probe = probe_records(settings, rows=8)
@@ -163,9 +147,12 @@ def load(folder: Path, settings: Settings) -> LoadedModel:
             f"{folder / bundle.MODEL_FILE}: classes = {classes} is invalid: expected a binary classifier of [0, 1] "
             "returning probabilities."
         )
+    # Each file is first checked for what it holds, so a broken one is named for what is wrong with it; then every
+    # file must be byte for byte the one the gate exported.
+    bundle.verify(folder, metadata, served=(bundle.MODEL_FILE, decision.DECISION_FILE))
     return LoadedModel(
         metadata=metadata,
-        decision=decision,
+        decision=policy,
         predictor=warmed(pipeline, reference, settings),
         reference=reference,
         load_seconds=time.perf_counter() - started,
