@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from conveyor import bundle
+from conveyor import bundle, decision
 from conveyor.checks import holdout
 from conveyor.checks.result import CheckResult
 from conveyor.config import BehaviourGate, Judgement, Settings
@@ -37,7 +37,7 @@ class Model(Protocol):
 def run(settings: Settings) -> CheckResult:
     """Load the trained model and its decision policy, test them on the holdout, write reports/behaviour.json."""
     model = bundle.load(TRAINED_MODEL, settings)
-    result = assess(settings, model, Decision.load(TRAINED_MODEL), holdout.rows(settings).x)
+    result = assess(settings, model, decision.read(TRAINED_MODEL, settings), holdout.rows(settings).x)
     result.write()
     return result
 

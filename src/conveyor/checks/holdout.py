@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor import bundle
+from conveyor import decision as decision_policy
 from conveyor.config import Settings
 from conveyor.data import frames
 from conveyor.decision import Decision
@@ -50,5 +51,5 @@ def score(settings: Settings, folder: Path = TRAINED_MODEL, holdout: Holdout | N
     safely) under the decision policy saved with it (decision.json)."""
     data = holdout if holdout is not None else rows(settings)
     proba = bundle.load(folder, settings).predict_proba(data.x)[:, 1]
-    decision = Decision.load(folder)
+    decision = decision_policy.read(folder, settings)
     return Scored(x=data.x, y=data.y, proba=proba, decision=decision, labels=decision.labels(data.x, proba))

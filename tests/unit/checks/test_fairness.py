@@ -164,7 +164,7 @@ def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def test_run_writes_json_and_html_and_fails_a_biased_decision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     small = _workspace(tmp_path, monkeypatch)
     feature, first, second = groups_of(small)
-    Decision(threshold=0.0, group_feature=feature, group_thresholds={second: 1.01}).save(TRAINED_MODEL)
+    Decision(threshold=0.0, group_feature=feature, group_thresholds={second: 1.0}).save(TRAINED_MODEL)
 
     result = fairness.run(small)
     assert not result.passed
