@@ -8,3 +8,11 @@ PREDICT = "/v1/predict"
 MODEL = "/v1/model"
 
 ALL = (HEALTH, READY, METRICS, PREDICT, MODEL)
+
+# The Open Inference Protocol (KServe's "V2" REST protocol), served beside /v1. The KServe variant's probes
+# (k8s/kserve) point at the health routes; a model's routes take its name in place of {name}.
+V2_LIVE = "/v2/health/live"
+V2_READY = "/v2/health/ready"
+V2_MODEL = "/v2/models/{name}"
+V2_MODEL_READY = "/v2/models/{name}/ready"
+V2_INFER = "/v2/models/{name}/infer"
