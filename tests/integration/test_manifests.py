@@ -172,7 +172,7 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
         f"readinessProbe = {routes.READY}:http1, expected {routes.V2_READY} on port http1",
     ),
     "kserve canary schema": (
-        "k8s/kserve/overlays/staging/kustomization.yaml", "value: 50", "value: ten",
+        "k8s/kserve/overlays/staging/kustomization.yaml", "value: 100", "value: ten",
         "InferenceService/conveyor: spec.predictor.canaryTrafficPercent: 'ten' is not of type 'integer'",
     ),
     "kserve unknown predictor field": (

@@ -261,11 +261,12 @@ def _kserve_canary(where: str, service: Doc, settings: Settings, environment: st
             f"{where}: canaryTrafficPercent is set but {DEPLOYMENT_MODE} = {annotations.get(DEPLOYMENT_MODE)!r}; "
             f"KServe splits traffic only in {' or '.join(KNATIVE_MODES)} mode."
         )
-    steps = settings.deploy.canary.steps.get(environment)
-    if steps and percent != steps[0].weight:
+    # 100 is the promoted state; a canary share is one of the environment's params.yaml step weights.
+    allowed = sorted({100, *(step.weight for step in settings.deploy.canary.steps.get(environment) or [])})
+    if percent is not None and percent not in allowed:
         yield (
-            f"{where}: canaryTrafficPercent = {percent!r}, expected {steps[0].weight} "
-            f"(params.yaml deploy.canary.steps.{environment}, first step)."
+            f"{where}: canaryTrafficPercent = {percent!r}, expected one of {allowed} "
+            f"(100, or a weight of params.yaml deploy.canary.steps.{environment})."
         )
     expected = {**KSERVE_SCRAPING, KSERVE_METRICS_PORT: str(settings.serve.port), KSERVE_METRICS_PATH: routes.METRICS}
     for key, value in expected.items():

@@ -128,7 +128,7 @@ CONTRACT_DRIFT: dict[str, tuple[Any, str]] = {
     ),
     "canary off params": (
         lambda s: s["spec"]["predictor"].update(canaryTrafficPercent=30),
-        "canaryTrafficPercent = 30, expected 50 (params.yaml deploy.canary.steps.staging, first step)",
+        "canaryTrafficPercent = 30, expected one of [50, 100] (100, or a weight of params.yaml deploy.canary.steps",
     ),
     "canary in raw mode": (
         lambda s: s["metadata"]["annotations"].update({contract.DEPLOYMENT_MODE: "RawDeployment"}),
@@ -143,6 +143,13 @@ CONTRACT_DRIFT: dict[str, tuple[Any, str]] = {
         "InferenceService annotation conveyor.dev/model-version = '7', expected 0",
     ),
 }
+
+
+def test_a_canary_share_from_params_passes(settings: Settings, rendered: dict[str, validate.Source]) -> None:
+    for env, share in (("staging", 50), ("production", 10), ("production", 25)):
+        canary = _mutated(rendered[env], lambda s, n=share: s["spec"]["predictor"].update(canaryTrafficPercent=n))
+        assert contract.kserve(canary, settings, env, ROOT) == [], (env, share)
+    assert _service(rendered["production"])["spec"]["predictor"]["canaryTrafficPercent"] == 100  # promoted
 
 
 @pytest.mark.parametrize("name", CONTRACT_DRIFT)
