@@ -87,6 +87,8 @@ def test_schemas_are_there_to_check_against() -> None:
     if folder is None:
         pytest.skip(f"no CRD schema folder: set {validate.SCHEMA_ENV}")
     assert (folder / "argoproj.io" / "rollout_v1alpha1.json").is_file()
+    assert (folder / "serving.kserve.io" / "inferenceservice_v1beta1.json").is_file()  # the KServe variant
+    assert (folder / "gateway.networking.k8s.io" / "httproute_v1.json").is_file()
 
 
 PRIVATE_REGISTRY = "k8s/components/private-registry"
