@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 COPIED = (
     "params.yaml", "Dockerfile", ".checkov.yaml", "k8s/base", "k8s/overlays", "k8s/components", "k8s/argo-workflows",
-    "k8s/monitoring", "stack", "argocd",
+    "k8s/monitoring", "k8s/kserve", "stack", "argocd",
 )  # fmt: skip
 
 
@@ -54,18 +54,30 @@ def problems(root: Path, settings: Settings | None = None) -> list[str]:
     rendered, others = check.render_all(root, settings.deploy.environments)
     first = settings.deploy.environments[0]
     components = check.render_components(root, first)
-    sources = [*rendered.values(), *others, *components.values()]
+    kserve = check.render_kserve(root, settings.deploy.environments)
+    sources = [*rendered.values(), *others, *components.values(), *kserve.values()]
     found = validate.validate_core(sources)
     folder, _ = validate.schema_dir(ROOT)
     if folder is not None:
         found += validate.validate_crds(sources, folder)[0]
     found += [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
     found += [f for src in components.values() for f in contract.app(src, settings, first, root)]
-    found += contract.argocd([d for s in others for d in s.docs], check.synced_trees(rendered, others), settings)
+    found += [f for env, src in kserve.items() for f in contract.kserve(src, settings, env, root)]
+    trees = check.synced_trees(rendered, others, kserve)
+    found += contract.argocd([d for s in others for d in s.docs], trees, settings)
     return found + contract.dockerfile(root / "Dockerfile", settings)
 
 
 def test_the_repository_manifests_pass_the_fast_stages(repo: Path) -> None:
+    assert problems(repo) == []
+
+
+def test_the_kserve_variant_is_checked_beside_the_overlays(repo: Path) -> None:
+    kserve = check.render_kserve(repo, ["staging", "production"])
+    assert sorted(kserve) == ["production", "staging"]
+    assert all(any(d["kind"] == "InferenceService" for d in s.docs) for s in kserve.values())
+    shutil.rmtree(repo / "k8s/kserve")
+    assert check.render_kserve(repo, ["staging", "production"]) == {}, "a fork may delete the variant"
     assert problems(repo) == []
 
 
@@ -75,6 +87,8 @@ def test_schemas_are_there_to_check_against() -> None:
     if folder is None:
         pytest.skip(f"no CRD schema folder: set {validate.SCHEMA_ENV}")
     assert (folder / "argoproj.io" / "rollout_v1alpha1.json").is_file()
+    assert (folder / "serving.kserve.io" / "inferenceservice_v1beta1.json").is_file()  # the KServe variant
+    assert (folder / "gateway.networking.k8s.io" / "httproute_v1.json").is_file()
 
 
 PRIVATE_REGISTRY = "k8s/components/private-registry"
@@ -155,6 +169,23 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
         "k8s/base/rollout.yaml", "progressDeadlineAbort: true", "progressDeadlineAbort: yes-please",
         "Rollout/conveyor: spec.progressDeadlineAbort: 'yes-please' is not of type 'boolean'",
     ),
+    "kserve readiness path": (
+        "k8s/kserve/base/inferenceservice.yaml", f"path: {routes.V2_READY}", f"path: {routes.READY}",
+        f"readinessProbe = {routes.READY}:http1, expected {routes.V2_READY} on port http1",
+    ),
+    "kserve canary schema": (
+        "k8s/kserve/overlays/staging/kustomization.yaml", "value: 100", "value: ten",
+        "InferenceService/conveyor: spec.predictor.canaryTrafficPercent: 'ten' is not of type 'integer'",
+    ),
+    "kserve unknown predictor field": (
+        "k8s/kserve/base/inferenceservice.yaml", "    enableServiceLinks: false\n",
+        "    enableServiceLinks: false\n    canaryPercent: 10\n",
+        "spec.predictor: Additional properties are not allowed ('canaryPercent' was unexpected)",
+    ),
+    "kserve anchor left behind": (
+        "k8s/kserve/overlays/staging/kustomization.yaml", "  - ../../components/release-annotations\n", "",
+        "renders Rollout/conveyor: the release anchor must not outlive the render",
+    ),
     "application path": (
         "argocd/applications/production.yaml", "path: k8s/overlays/production", "path: k8s/overlays/prod",
         "Application/conveyor-production syncs 'k8s/overlays/prod', expected 'k8s/overlays/production'",
@@ -197,7 +228,9 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
 @pytest.mark.parametrize("name", MUTATIONS)
 def test_each_drift_is_reported(repo: Path, name: str) -> None:
     path, old, new, expected = MUTATIONS[name]
-    if name == "rollout schema" and validate.schema_dir(ROOT)[0] is None:
+    if name in {"rollout schema", "kserve canary schema", "kserve unknown predictor field"} and (
+        validate.schema_dir(ROOT)[0] is None
+    ):
         pytest.skip(f"no CRD schema folder: set {validate.SCHEMA_ENV}")
     edit(repo / path, old, new)
     found = problems(repo)
@@ -219,6 +252,15 @@ def test_a_missing_environment_overlay_fails_to_render(repo: Path) -> None:
     shutil.rmtree(repo / "k8s/overlays/production/release")
     with pytest.raises(ConveyorError, match=r"kubectl kustomize .*production failed"):
         check.render_all(repo, ["staging", "production"])
+
+
+def test_a_kserve_overlay_that_drops_the_release_file_fails_to_render(repo: Path) -> None:
+    """Without the release component nothing pins the image: kustomize stops on the anchor it copies from."""
+    edit(repo / "k8s/kserve/overlays/production/kustomization.yaml", "  - ../../../overlays/production/release\n", "")
+    with pytest.raises(
+        ConveyorError, match=r"kserve/overlays/production failed: .*missing for replacement source Rollout"
+    ):
+        check.render_kserve(repo, ["staging", "production"])
 
 
 def test_schema_folder_from_the_environment(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,3 +303,29 @@ def test_the_whole_check_fails_on_a_privileged_api_and_names_every_problem(repo:
     assert re.search(r"CKV_K8S_16 .*privileged.* failed for .*Deployment\.conveyor-staging\.conveyor", out), out
     assert "Dockerfile does not exist" in out
     assert "kustomize: ok" in out and "manifests check: FAILED" in out
+
+
+def _whole_check(root: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {policy.CHECKOV_ENV: str(ROOT / ".venv-checkov/bin/checkov")}
+    if not Path(env[policy.CHECKOV_ENV]).is_file():
+        pytest.fail("checkov is missing: `make manifests-check` creates .venv-checkov")
+    return subprocess.run([CONVEYOR, "manifests", "check"], cwd=root, capture_output=True, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_the_whole_check_passes_with_the_kserve_variant_and_checkov_reads_its_predictor(repo: Path) -> None:
+    """End to end with checkov: the repository passes, KServe overlays included; a privileged predictor fails
+    checkov's pod check on the Pod KServe would make of it (checkov has no checks for InferenceService)."""
+    done = _whole_check(repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 KServe overlays" in done.stdout and "serving.kserve.io" in done.stdout
+
+    edit(repo / "k8s/kserve/base/inferenceservice.yaml", "privileged: false", "privileged: true")
+    done = _whole_check(repo)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    for env in ("staging", "production"):
+        assert re.search(
+            rf"CKV_K8S_16 .*privileged.* failed for Pod\.conveyor-{env}\.conveyor .*kserve-overlays-{env}", out
+        ), out
+    assert "CRD schemas: ok" in out and "app contract: ok" in out  # only checkov knows privileged is wrong

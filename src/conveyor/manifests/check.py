@@ -1,5 +1,6 @@
 """`conveyor manifests check`: render k8s/ and argocd/, validate every object, run checkov, and cross-check
-the manifests against the serving app and params.yaml. Exits 1 on any failure; prints what it checked."""
+the manifests against the serving app and params.yaml. Exits 1 on any failure; prints what it checked.
+The KServe variant (k8s/kserve/overlays/<env>, docs/kserve.md) goes through every stage beside the overlays."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from conveyor.manifests import contract, policy, rules, validate
 ARGOCD = Path("argocd")
 WORKFLOWS = policy.WORKFLOWS
 COMPONENTS = Path("k8s/components")  # opt-in kustomize Components a fork enables in its overlays
+KSERVE = contract.KSERVE_OVERLAYS  # the KServe variant: an InferenceService per environment
 
 
 def _stage(name: str, run: Callable[[], tuple[list[str], str]]) -> list[str]:
@@ -47,7 +49,8 @@ def _crd_stage(root: Path, sources: list[validate.Source]) -> list[str]:
 
     def run() -> tuple[list[str], str]:
         found, checked = validate.validate_crds(sources, folder)
-        return found, f"{checked} Argo and Prometheus Operator objects against {origin}"
+        groups = sorted({validate.group_of(d) for s in sources for d in s.docs if not validate.is_core(d)})
+        return found, f"{checked} objects of {', '.join(groups)} against {origin}"
 
     return _stage("CRD schemas", run)
 
@@ -80,9 +83,21 @@ def render_components(root: Path, environment: str) -> dict[str, validate.Source
     return rendered
 
 
-def synced_trees(rendered: dict[str, validate.Source], others: list[validate.Source]) -> dict[str, list[validate.Doc]]:
+def render_kserve(root: Path, environments: list[str]) -> dict[str, validate.Source]:
+    """The KServe variant of each environment (k8s/kserve/overlays/<env>), where the repository has one."""
+    if not (root / KSERVE).is_dir():
+        return {}
+    return {env: validate.kustomize(root / KSERVE / env) for env in environments}
+
+
+def synced_trees(
+    rendered: dict[str, validate.Source],
+    others: list[validate.Source],
+    kserve: dict[str, validate.Source] | None = None,
+) -> dict[str, list[validate.Doc]]:
     """What each path an Application may sync renders, keyed as the Application names it (source.path)."""
     trees = {str(OVERLAYS / env): source.docs for env, source in rendered.items()}
+    trees |= {str(KSERVE / env): source.docs for env, source in (kserve or {}).items()}
     trees[str(WORKFLOWS)] = [d for s in others if Path(s.name).is_relative_to(WORKFLOWS) for d in s.docs]
     return trees
 
@@ -94,6 +109,7 @@ def run(settings: Settings) -> int:
     rendered: dict[str, validate.Source] = {}
     others: list[validate.Source] = []
     components: dict[str, validate.Source] = {}
+    kserve: dict[str, validate.Source] = {}
     first = settings.deploy.environments[0]
 
     def render() -> tuple[list[str], str]:
@@ -101,8 +117,10 @@ def run(settings: Settings) -> int:
         rendered.update(found[0])
         others.extend(found[1])
         components.update(render_components(root, first))
-        count = sum(len(s.docs) for s in [*rendered.values(), *others])
+        kserve.update(render_kserve(root, settings.deploy.environments))
+        count = sum(len(s.docs) for s in [*rendered.values(), *others, *kserve.values()])
         extra = f", {len(components)} component{'s' * (len(components) != 1)} on {first}" if components else ""
+        extra += f", {len(kserve)} KServe overlays" if kserve else ""
         return [], f"{len(rendered)} overlays, argocd/ and k8s/argo-workflows rendered: {count} objects{extra}"
 
     def alert_rules() -> tuple[list[str], str]:
@@ -114,7 +132,7 @@ def run(settings: Settings) -> int:
     if failures:
         print("manifests check: FAILED: nothing renders, so nothing else was checked")
         return 1
-    sources = [*rendered.values(), *others, *components.values()]
+    sources = [*rendered.values(), *others, *components.values(), *kserve.values()]
 
     def core() -> tuple[list[str], str]:
         checked = sum(1 for s in sources for d in s.docs if validate.is_core(d))
@@ -123,13 +141,14 @@ def run(settings: Settings) -> int:
     def app() -> tuple[list[str], str]:
         found = [f for env, src in rendered.items() for f in contract.app(src, settings, env, root)]
         found += [f for src in components.values() for f in contract.app(src, settings, first, root)]
-        found += contract.argocd([d for s in others for d in s.docs], synced_trees(rendered, others), settings)
+        found += [f for env, src in kserve.items() for f in contract.kserve(src, settings, env, root)]
+        found += contract.argocd([d for s in others for d in s.docs], synced_trees(rendered, others, kserve), settings)
         found += contract.dockerfile(root / policy.DOCKERFILE, settings)
         found += contract.model_name(root, settings)
-        return found, "ports, probes, env, series, SLOs, digests, Dockerfile, Argo CD apps and notifications"
+        return found, "ports, probes, env, series, SLOs, digests, Dockerfile, KServe, Argo CD apps and notifications"
 
     def checkov() -> tuple[list[str], str]:
-        found, counts = policy.scan(root)
+        found, counts = policy.scan(root, policy.predictor_pods(kserve.values()))
         return found, ", ".join(f"{n} {k}" for k, n in counts.items())
 
     failures += _stage("alert rules", alert_rules)

@@ -16,7 +16,7 @@ import yaml
 from conveyor.config import PARAMS_ENV, Settings
 from conveyor.deploy import release
 from conveyor.errors import ConveyorError
-from conveyor.manifests.validate import Doc, Source
+from conveyor.manifests.validate import Doc, Source, describe
 from conveyor.serve import routes
 from conveyor.serve.cli import WAIT_FOR_MODEL
 
@@ -53,6 +53,19 @@ ONCE_PER = "app.status.operationState?.syncResult?.revision"
 SYNCED_REVISION = "{{with .app.status.operationState}}{{with .syncResult}}{{.revision}}{{end}}{{end}}"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 APPLICATIONS = Path("argocd/applications")
+# The KServe variant (k8s/kserve, docs/kserve.md). KServe's container name and annotations are spelled as in
+# kserve/kserve pkg/constants/constants.go; Knative, which runs KServe's canary, allows only these port names
+# (knative/serving pkg/apis/serving/k8s_validation.go, validPortNames; "h2c" is HTTP/2, which uvicorn is not).
+KSERVE_OVERLAYS = Path("k8s/kserve/overlays")
+KSERVE_CONTAINER = "kserve-container"
+KSERVE_PORT_NAME = "http1"
+DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+KNATIVE_MODES = ("Serverless", "Knative")  # KServe's canaryTrafficPercent works in this mode only
+KSERVE_SCRAPING = {
+    "serving.kserve.io/enable-prometheus-scraping": "true",
+    "serving.kserve.io/enable-metric-aggregation": "true",
+}
+KSERVE_METRICS_PORT, KSERVE_METRICS_PATH = "prometheus.kserve.io/port", "prometheus.kserve.io/path"
 MODEL_LINK = re.compile(r"/#/models/([^/\s'\"]+)")  # an MLflow UI link to a registered model
 
 
@@ -160,6 +173,105 @@ def _release(
         yield f"{where}: Rollout annotation {release.MODEL_VERSION} = {version!r}, expected {pinned.model_version!r}."
     if _dig(rollout, "spec", "workloadRef", "name") != deployment["metadata"]["name"]:
         yield f"{where}: the Rollout does not run Deployment/{deployment['metadata']['name']} by workloadRef."
+
+
+def kserve(source: Source, settings: Settings, environment: str, root: Path) -> list[str]:
+    """The KServe variant's InferenceService against the serving app, params.yaml and the environment's release
+    file: the same pod as the Rollout's, probed on the Open Inference Protocol's health routes."""
+    where = source.name
+    found = find(source.docs, "InferenceService")
+    if len(found) != 1 or found[0]["metadata"].get("name") != CONTAINER:
+        return [f"{where}: expected exactly one InferenceService/{CONTAINER}, found {[describe(d) for d in found]}."]
+    service = found[0]
+    failures = [
+        f"{where}: renders {describe(d)}: the release anchor must not outlive the render (release-annotations)."
+        for d in find(source.docs, "Rollout")
+    ]
+    predictor = _dig(service, "spec", "predictor") or {}
+    containers = [c for c in predictor.get("containers") or [] if c.get("name") == KSERVE_CONTAINER]
+    if not containers:
+        return [*failures, f"{where}: the predictor has no container named {KSERVE_CONTAINER!r} (KServe's name)."]
+    container = containers[0]
+    failures += _kserve_pod(where, predictor, container, settings)
+    failures += _kserve_release(where, service, container, environment, root)
+    failures += _kserve_canary(where, service, settings, environment)
+    return failures
+
+
+def _kserve_pod(where: str, predictor: dict[str, Any], container: dict[str, Any], settings: Settings) -> Iterator[str]:
+    port = settings.serve.port
+    ports = container.get("ports") or []
+    first = ports[0] if ports else {}
+    if (first.get("name"), first.get("containerPort")) != (KSERVE_PORT_NAME, port):
+        yield (
+            f"{where}: the predictor's first port is {first.get('name')!r}:{first.get('containerPort')}, expected "
+            f"{KSERVE_PORT_NAME!r}:{port} (params.yaml serve.port; Knative allows only 'http1' or 'h2c')."
+        )
+    for probe, path in (
+        ("startupProbe", routes.V2_LIVE),
+        ("livenessProbe", routes.V2_LIVE),
+        ("readinessProbe", routes.V2_READY),
+    ):
+        if probe == "startupProbe" and probe not in container:
+            continue
+        get = _dig(container, probe, "httpGet") or {}
+        if get.get("path") != path or get.get("port") not in (KSERVE_PORT_NAME, port):
+            yield f"{where}: {probe} = {get.get('path')}:{get.get('port')}, expected {path} on port {KSERVE_PORT_NAME}."
+    env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+    for name, value in container_env().items():
+        if env.get(name) != value:
+            yield f"{where}: env {name} = {env.get(name)!r}, expected {value!r}."
+    if predictor.get("securityContext"):
+        yield (
+            f"{where}: the predictor sets a pod securityContext, which Knative refuses by default "
+            "(kubernetes.podspec-securitycontext); set it on the container."
+        )
+    security = container.get("securityContext") or {}
+    if security.get("runAsUser") != APP_UID or security.get("runAsNonRoot") is not True:
+        yield f"{where}: the predictor does not run as non-root uid {APP_UID}, the image's user."
+    if security.get("readOnlyRootFilesystem") is not True:
+        yield f"{where}: readOnlyRootFilesystem is not true on the predictor."
+    mounts = {m.get("mountPath"): m.get("name") for m in container.get("volumeMounts") or []}
+    volumes = {v.get("name"): v for v in predictor.get("volumes") or []}
+    if "emptyDir" not in volumes.get(mounts.get(TMP), {}):
+        yield f"{where}: /tmp is not an emptyDir volume; with a read-only root the app has nowhere to write."
+    if predictor.get("automountServiceAccountToken") is not False:
+        yield f"{where}: the predictor mounts a service account token; set automountServiceAccountToken: false."
+    if not DIGEST.search(str(container.get("image", ""))):
+        yield f"{where}: the predictor's image {container.get('image')} is not pinned by digest."
+
+
+def _kserve_release(where: str, service: Doc, container: dict[str, Any], environment: str, root: Path) -> Iterator[str]:
+    pinned = release.read(root / release.release_path(environment))
+    if container.get("image") != str(pinned.image):
+        yield f"{where}: the predictor runs {container.get('image')}, but the release file pins {pinned.image}."
+    version = _dig(service, "metadata", "annotations", release.MODEL_VERSION)
+    if version != str(pinned.model_version):
+        yield (
+            f"{where}: InferenceService annotation {release.MODEL_VERSION} = {version!r}, "
+            f"expected {pinned.model_version!r}."
+        )
+
+
+def _kserve_canary(where: str, service: Doc, settings: Settings, environment: str) -> Iterator[str]:
+    annotations = _dig(service, "metadata", "annotations") or {}
+    percent = _dig(service, "spec", "predictor", "canaryTrafficPercent")
+    if percent is not None and annotations.get(DEPLOYMENT_MODE) not in KNATIVE_MODES:
+        yield (
+            f"{where}: canaryTrafficPercent is set but {DEPLOYMENT_MODE} = {annotations.get(DEPLOYMENT_MODE)!r}; "
+            f"KServe splits traffic only in {' or '.join(KNATIVE_MODES)} mode."
+        )
+    # 100 is the promoted state; a canary share is one of the environment's params.yaml step weights.
+    allowed = sorted({100, *(step.weight for step in settings.deploy.canary.steps.get(environment) or [])})
+    if percent is not None and percent not in allowed:
+        yield (
+            f"{where}: canaryTrafficPercent = {percent!r}, expected one of {allowed} "
+            f"(100, or a weight of params.yaml deploy.canary.steps.{environment})."
+        )
+    expected = {**KSERVE_SCRAPING, KSERVE_METRICS_PORT: str(settings.serve.port), KSERVE_METRICS_PATH: routes.METRICS}
+    for key, value in expected.items():
+        if annotations.get(key) != value:
+            yield f"{where}: annotation {key} = {annotations.get(key)!r}, expected {value!r}: Prometheus would miss the app."
 
 
 def _services(where: str, source: Source, settings: Settings) -> Iterator[str]:
@@ -331,7 +443,8 @@ def _environment(application: Doc, environment: str, settings: Settings) -> Iter
     name = application["metadata"]["name"]
     spec = application["spec"]
     expected_path = str(release.OVERLAYS / environment)
-    if _dig(spec, "source", "path") != expected_path:
+    alternative = str(KSERVE_OVERLAYS / environment)  # the KServe variant reads the same release file
+    if _dig(spec, "source", "path") not in (expected_path, alternative):
         yield f"Application/{name} syncs {_dig(spec, 'source', 'path')!r}, expected {expected_path!r}."
     if _dig(spec, "project") != PROJECT:
         yield f"Application/{name} is not in AppProject/{PROJECT}."

@@ -4,6 +4,9 @@ checkov runs from its own virtualenv (.venv-checkov: it pins packaging<24, which
 The kustomize framework scans what Argo CD applies, the rendered base, overlays and argocd/, where the
 Rollout's pod template (a Deployment through workloadRef) and the smoke Job get the full pod checks; the
 kubernetes and argo_workflows frameworks scan the plain files of k8s/argo-workflows.
+checkov knows no KServe InferenceService: the KServe variant's predictors (k8s/kserve) are projected into the
+Pods KServe makes of them (spec.predictor is a PodSpec plus KServe's own fields) and scanned with the kubernetes
+framework in a third run, so they get the same pod checks as the Rollout's template.
 A check is skipped by an inline annotation with a reason (`checkov.io/skipN: CKV_ID=reason`) or in
 .checkov.yaml with a comment naming it and saying why; a skip without a reason fails.
 """
@@ -15,6 +18,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,7 @@ from typing import Any
 import yaml
 
 from conveyor.errors import ConveyorError
-from conveyor.manifests.validate import kubectl
+from conveyor.manifests.validate import Doc, Source, kubectl
 
 CHECKOV_ENV = "CONVEYOR_CHECKOV"
 TARGETS = ("k8s", "argocd")
@@ -30,6 +35,18 @@ WORKFLOWS = Path("k8s/argo-workflows")
 DOCKERFILE = "Dockerfile"
 CONFIG = ".checkov.yaml"
 NO_REASON = {"", "no comment provided"}
+# spec.predictor's fields that are KServe's, not the PodSpec's (ComponentExtensionSpec, the model frameworks):
+# the properties of the InferenceService schema's predictor that Kubernetes' PodSpec does not have.
+KSERVE_ONLY = frozenset({
+    "annotations", "autoScaling", "batcher", "canaryTrafficPercent", "containerConcurrency", "deploymentStrategy",
+    "huggingface", "labels", "lightgbm", "logger", "maxReplicas", "minReplicas", "model", "onnx", "paddle", "pmml",
+    "pytorch", "scaleMetric", "scaleMetricType", "scaleTarget", "sklearn", "storageUris", "tensorflow", "timeout",
+    "triton", "workerSpec", "xgboost",
+})  # fmt: skip
+# The labels KServe gives the predictor's pods (kserve/kserve pkg/controller/v1beta1/inferenceservice/components/
+# predictor.go, buildObjectMeta): serving.kserve.io/inferenceservice = the InferenceService's name, component.
+KSERVE_POD_LABEL = "serving.kserve.io/inferenceservice"
+KSERVE_POD_LABELS = {"component": "predictor"}
 
 
 @dataclass(frozen=True)
@@ -67,11 +84,40 @@ def _skip_space(text: str, at: int) -> int:
     return at
 
 
-def scan(root: Path) -> tuple[list[str], dict[str, int]]:
-    """(failure sentences, counts of passed/failed/skipped checks) for k8s/, argocd/ and the Dockerfile.
+def predictor_pods(sources: Iterable[Source]) -> dict[str, list[Doc]]:
+    """Each InferenceService's predictor as the Pod KServe makes of it: the PodSpec fields of spec.predictor, the
+    InferenceService's labels and annotations (where `checkov.io/skipN` goes) with those KServe adds, beside the
+    NetworkPolicies rendered with it (checkov's graph checks pair them). Keyed by a file name naming the source."""
+    files = {}
+    for source in sources:
+        for doc in (d for d in source.docs if d.get("kind") == "InferenceService"):
+            meta = doc.get("metadata") or {}
+            predictor = (doc.get("spec") or {}).get("predictor") or {}
+            labels = {**(meta.get("labels") or {}), **(predictor.get("labels") or {}), **KSERVE_POD_LABELS}
+            labels[KSERVE_POD_LABEL] = meta.get("name")
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": meta.get("name"),
+                    "namespace": meta.get("namespace"),
+                    "labels": labels,
+                    "annotations": {**(meta.get("annotations") or {}), **(predictor.get("annotations") or {})},
+                },
+                "spec": {k: v for k, v in predictor.items() if k not in KSERVE_ONLY},
+            }
+            policies = [d for d in source.docs if d.get("kind") == "NetworkPolicy"]
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{source.name}-{meta.get('name')}")
+            files[f"{stem}.predictor.yaml"] = [pod, *policies]
+    return files
 
-    Two runs in parallel: the kustomizations (--directory), then the files no kustomization renders
-    (--file: the Dockerfile and k8s/argo-workflows), since checkov ignores --file beside --directory.
+
+def scan(root: Path, pods: dict[str, list[Doc]] | None = None) -> tuple[list[str], dict[str, int]]:
+    """(failure sentences, counts of passed/failed/skipped checks) for k8s/, argocd/, the Dockerfile and the
+    KServe predictors' `pods` (predictor_pods).
+
+    Runs in parallel: the kustomizations (--directory), the files no kustomization renders (--file: the
+    Dockerfile and k8s/argo-workflows), since checkov ignores --file beside --directory, and the pods.
     """
     failures = unexplained_skips(root)
     config = ["--config-file", CONFIG] if (root / CONFIG).is_file() else []
@@ -86,6 +132,16 @@ def scan(root: Path) -> tuple[list[str], dict[str, int]]:
     if files:
         frameworks = ["dockerfile", "kubernetes", "argo_workflows"]
         runs.append([*config, "--framework", *frameworks, *(a for f in files for a in ("--file", f))])
+    with tempfile.TemporaryDirectory(prefix="predictors-") as scratch:
+        for name, docs in (pods or {}).items():
+            (Path(scratch) / name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        if pods:
+            runs.append([*config, "--framework", "kubernetes", "--directory", scratch])
+        return failures + judge(reports := _run(root, runs)), count(reports)
+
+
+def _run(root: Path, runs: list[list[str]]) -> list[dict[str, Any]]:
+    """Each checkov run in parallel; their JSON reports."""
     # The kustomize framework renders with whichever kubectl is first on PATH: make it ours.
     env = os.environ | {"PATH": f"{Path(kubectl()).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     binary = checkov(root)
@@ -109,7 +165,7 @@ def scan(root: Path) -> tuple[list[str], dict[str, int]]:
                 f"checkov printed no JSON report (exit {process.returncode}): {said[-1] if said else 'no output'}."
             )
         reports += found
-    return failures + judge(reports), count(reports)
+    return reports
 
 
 def unexplained_skips(root: Path) -> list[str]:

@@ -1,5 +1,6 @@
 """Render the kustomizations and validate every object: core kinds with kubernetes-validate (strict), CRD
-kinds (Argo CD, Argo Rollouts, Argo Workflows, Prometheus Operator) with their JSON schemas."""
+kinds (Argo CD, Argo Rollouts, Argo Workflows, Prometheus Operator, KServe, Gateway API) with their JSON schemas.
+A CRD kind without a schema in the folder is a failure, never a pass."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import yaml
 from conveyor.errors import ConveyorError
 
 SCHEMA_ENV = "CONVEYOR_SCHEMA_DIR"
+# API groups under k8s.io that Kubernetes does not serve itself: CRDs, validated by their JSON schemas.
+CRD_GROUPS = frozenset({"gateway.networking.k8s.io"})
 Doc = dict[str, Any]
 
 
@@ -79,10 +82,15 @@ def collect(folder: Path) -> list[Source]:
     return rendered + load_files(folder)
 
 
+def group_of(doc: Doc) -> str:
+    return str(doc.get("apiVersion", "")).rpartition("/")[0]
+
+
 def is_core(doc: Doc) -> bool:
-    """Kubernetes' own kinds: the legacy core group, dot-less groups (apps, batch...) and *.k8s.io."""
-    group = doc.get("apiVersion", "").rpartition("/")[0]
-    return "." not in group or group.endswith(".k8s.io")
+    """Kubernetes' own kinds: the legacy core group, dot-less groups (apps, batch...) and *.k8s.io, except the
+    CRD groups among those (the Gateway API)."""
+    group = group_of(doc)
+    return group not in CRD_GROUPS and ("." not in group or group.endswith(".k8s.io"))
 
 
 def validate_core(sources: list[Source], strict: bool = True) -> list[str]:
