@@ -359,7 +359,7 @@ def _canary_figures(
 
 def exposed_series() -> dict[str, set[str]]:
     """Every sample name the serving app exposes, with its label names: the app's own Metrics, after one
-    request, one score and a loaded model, rendered and parsed as Prometheus would scrape them."""
+    request, one score, a loaded model and a loaded shadow, rendered and parsed as Prometheus would scrape them."""
     from prometheus_client.parser import text_string_to_metric_families
 
     from conveyor.serve.metrics import Metrics
@@ -368,6 +368,8 @@ def exposed_series() -> dict[str, set[str]]:
     metrics.observe_request(routes.PREDICT, "POST", 500, 0.01)
     metrics.observe_scores([0.5])
     metrics.model_loaded({"version": "1", "git_commit": "0" * 40, "data_version": "0"})
+    metrics.shadow_loaded("2")
+    metrics.observe_shadow_scores([0.5])
     series: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(metrics.render().decode()):
         for sample in family.samples:
