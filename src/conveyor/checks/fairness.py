@@ -242,7 +242,7 @@ def _groups_table(found: dict[str, Any], fairness_gate: FairnessGate) -> str:
             _rate(g["selection_rate"]),
             _rate(g["true_positive_rate"]),
             _rate(g["false_positive_rate"]),
-            "yes" if g["gated"] else f'<span class="muted">no: {esc(_short(g, fairness_gate))}</span>',
+            "yes" if g["gated"] else f'<span class="muted">no: {esc(_short(g, fairness_gate, "holdout"))}</span>',
         ]
         for group, g in found["groups"].items()
     ]
