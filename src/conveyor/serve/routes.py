@@ -9,3 +9,11 @@ MODEL = "/v1/model"
 FEEDBACK = "/v1/feedback"
 
 ALL = (HEALTH, READY, METRICS, PREDICT, MODEL, FEEDBACK)
+
+# The Open Inference Protocol (KServe's V2 REST protocol, serve/v2.py); {name} is params.yaml's model.name.
+V2 = "/v2"
+V2_LIVE = "/v2/health/live"
+V2_READY = "/v2/health/ready"
+V2_MODEL = "/v2/models/{name}"
+V2_MODEL_READY = "/v2/models/{name}/ready"
+V2_INFER = "/v2/models/{name}/infer"
