@@ -83,8 +83,9 @@ def _request_id_parameter() -> dict[str, Any]:
         "name": REQUEST_ID_HEADER,
         "in": "header",
         "required": False,
-        "description": "reused as the request id when it is 1 to 64 of A-Z a-z 0-9 . _ -; else the server makes one",
-        "schema": {"type": "string", "pattern": f"^{REQUEST_ID.pattern.decode()}$"},
+        # No pattern in the schema: a value that does not match is replaced, never refused.
+        "description": f"reused as the request id when it matches ^{REQUEST_ID.pattern.decode()}$; else the server makes one",
+        "schema": {"type": "string"},
     }
 
 

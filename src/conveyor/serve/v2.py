@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from conveyor.config import Settings
-from conveyor.serve import routes
+from conveyor.serve import loading, routes
 from conveyor.serve.fast import SMALL_BATCH
 from conveyor.serve.loading import LoadedModel
 from conveyor.serve.metrics import Metrics, Receive, Scope
@@ -116,6 +116,7 @@ class OpenInference:
         self.datatypes = {name: _datatype(f.type) for name, f in schema.features.items()}
         self.max_batch = schema.max_batch
         self.label_names = (settings.serve.prediction_log.negative_label, settings.data.positive_label)
+        self.examples = loading.probe_records(settings, rows=2)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -392,7 +393,10 @@ class OpenInference:
             "tags": ["v2"],
             "operationId": "v2_infer",
             "parameters": [request_id, name],
-            "requestBody": {"required": True, "content": {JSON: {"schema": {"$ref": ref("V2InferenceRequest")}}}},
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": {"$ref": ref("V2InferenceRequest")}, "examples": self._examples()}},
+            },
             "responses": {
                 "200": answer(
                     "the outputs: probability (FP64) and label (BYTES), one element per row", "V2InferenceResponse"
@@ -416,6 +420,20 @@ class OpenInference:
             }
         )
         spec["components"]["schemas"].update(self._schemas())
+
+    def _examples(self) -> dict[str, Any]:
+        """Two valid records in both forms: the documentation's examples, which schemathesis sends as they are."""
+        rows = self.examples
+        per_feature = [
+            _tensor(name, datatype, [len(rows)], [row[name] for row in rows])
+            for name, datatype in self.datatypes.items()
+        ]
+        columns = [[row[name] for name in self.features] for row in rows]
+        column_ordered = _tensor("input-0", BYTES, [len(rows), len(self.features)], columns)
+        return {
+            "one input per feature": {"value": {"id": "42", "inputs": per_feature}},
+            "one column-ordered input": {"value": {"inputs": [column_ordered], "outputs": [{"name": PROBABILITY}]}},
+        }
 
     def _schemas(self) -> dict[str, Any]:
         ref = "#/components/schemas/{}".format
