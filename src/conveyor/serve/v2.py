@@ -289,7 +289,8 @@ class OpenInference:
         return shape if len(problems) == before else []
 
     def _rows(self, where: str, shape: list[int], expected: str, problems: list[Problem]) -> int:
-        """N of a tensor whose shape must be `expected`; 0 (and a problem) when it is not, or N is out of range."""
+        """N, the first dimension of `shape`; 0 and a problem when it is not from 1 to max_batch_records (`expected`
+        says what the whole shape should be)."""
         if 1 <= shape[0] <= self.max_batch:
             return shape[0]
         problems.append(Problem(f"{where}.shape", shape, f"{expected} with N from 1 to {self.max_batch}"))
