@@ -41,6 +41,13 @@ PROBABILITY, LABEL = "probability", "label"
 OUTPUTS = (PROBABILITY, LABEL)
 REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
 INPUT_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
+INPUT_EXPECTED = {
+    "name": "a string",
+    "shape": "an array of 1 or 2 non-negative integers",
+    "datatype": "a string",
+    "data": "an array (the tensor's elements, flat or nested)",
+}
+REQUIRED_INPUT_KEYS = frozenset(INPUT_EXPECTED)
 OUTPUT_KEYS = frozenset({"name", "parameters"})
 JSON = "application/json"
 
@@ -252,41 +259,45 @@ class OpenInference:
         return wanted
 
     def _input(self, i: int, tensor: Any, problems: list[Problem]) -> list[int]:
-        """The input's shape, once its fields have the protocol's types; problems are appended."""
-        where = f"inputs[{i}]"
+        """The input's shape, once its fields have the protocol's types; else [] and its problems appended."""
+        if isinstance(tensor, dict) and tensor.keys() <= INPUT_KEYS and tensor.keys() >= REQUIRED_INPUT_KEYS:
+            shape = tensor["shape"]
+            if (
+                isinstance(tensor["name"], str)
+                and isinstance(tensor["datatype"], str)
+                and isinstance(tensor["data"], list)
+                and isinstance(shape, list)
+                and len(shape) in (1, 2)
+                and all(type(n) is int and n >= 0 for n in shape)  # type(): true is no dimension
+                and isinstance(tensor.get("parameters", {}), dict)
+            ):
+                return shape
+        problems.extend(self._input_problems(f"inputs[{i}]", tensor))
+        return []
+
+    @staticmethod
+    def _input_problems(where: str, tensor: Any) -> list[Problem]:
         if not isinstance(tensor, dict):
-            problems.append(Problem(where, tensor, "an input tensor: an object with name, shape, datatype and data"))
-            return []
-        before = len(problems)
-        problems.extend(
+            return [Problem(where, tensor, "an input tensor: an object with name, shape, datatype and data")]
+        problems = [
             Problem(f"{where}.{key}", tensor[key], "only name, shape, datatype, parameters and data", "is unknown")
             for key in tensor
             if key not in INPUT_KEYS
-        )
-        expected = {
-            "name": "a string",
-            "shape": "an array of 1 or 2 non-negative integers",
-            "datatype": "a string",
-            "data": "an array (the tensor's elements, flat or nested)",
-        }
-        for key, words in expected.items():
+        ]
+        for key, words in INPUT_EXPECTED.items():
             if key not in tensor:
                 problems.append(Problem(f"{where}.{key}", ABSENT, words, "is missing"))
         shape = tensor.get("shape")
         if "shape" in tensor and not (
-            isinstance(shape, list)
-            and len(shape) in (1, 2)
-            and all(type(n) is int and n >= 0 for n in shape)  # type(): true is no dimension
+            isinstance(shape, list) and len(shape) in (1, 2) and all(type(n) is int and n >= 0 for n in shape)
         ):
-            problems.append(Problem(f"{where}.shape", shape, expected["shape"]))
-        for key in ("name", "datatype"):
-            if key in tensor and not isinstance(tensor[key], str):
-                problems.append(Problem(f"{where}.{key}", tensor[key], expected[key]))
-        if "data" in tensor and not isinstance(tensor["data"], list):
-            problems.append(Problem(f"{where}.data", tensor["data"], expected["data"]))
+            problems.append(Problem(f"{where}.shape", shape, INPUT_EXPECTED["shape"]))
+        for key, kind in (("name", str), ("datatype", str), ("data", list)):
+            if key in tensor and not isinstance(tensor[key], kind):
+                problems.append(Problem(f"{where}.{key}", tensor[key], INPUT_EXPECTED[key]))
         if not isinstance(tensor.get("parameters", {}), dict):
             problems.append(Problem(f"{where}.parameters", tensor["parameters"], "a JSON object"))
-        return shape if len(problems) == before else []
+        return problems
 
     def _rows(self, where: str, shape: list[int], expected: str, problems: list[Problem]) -> int:
         """N, the first dimension of `shape`; 0 and a problem when it is not from 1 to max_batch_records (`expected`
