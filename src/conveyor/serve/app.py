@@ -34,7 +34,7 @@ from conveyor.config import Settings
 from conveyor.errors import ConveyorError
 from conveyor.paths import MODELS
 from conveyor.predictionlog import REQUEST_ID_HEADER
-from conveyor.serve import loading, routes
+from conveyor.serve import loading, routes, v2
 from conveyor.serve.fast import SMALL_BATCH
 from conveyor.serve.loading import LoadedModel
 from conveyor.serve.metrics import Instrumented, Message, Metrics, Receive, Scope, Send
@@ -83,8 +83,9 @@ def _request_id_parameter() -> dict[str, Any]:
         "name": REQUEST_ID_HEADER,
         "in": "header",
         "required": False,
-        "description": "reused as the request id when it is 1 to 64 of A-Z a-z 0-9 . _ -; else the server makes one",
-        "schema": {"type": "string", "pattern": f"^{REQUEST_ID.pattern.decode()}$"},
+        # No pattern in the schema: a value that does not match is replaced, never refused.
+        "description": f"reused as the request id when it matches ^{REQUEST_ID.pattern.decode()}$; else the server makes one",
+        "schema": {"type": "string"},
     }
 
 
@@ -310,7 +311,7 @@ def create_app(
     shadow_env = os.environ.get(SHADOW_MODEL_DIR_ENV)
     shadow_folder = shadow_dir or (Path(shadow_env) if shadow_env else None)
     schema = RequestSchema(settings)
-    metrics = Metrics(routes.ALL)
+    metrics = Metrics((*routes.ALL, *v2.paths(settings.model.name)))
     state = _State()
     limit = settings.serve.max_body_bytes
     log_settings = settings.serve.prediction_log.with_env(os.environ)
@@ -432,6 +433,9 @@ def create_app(
     app.router.routes.insert(0, Route(routes.PREDICT, predict, methods=["POST"]))
     feedback_schema = FeedbackSchema(settings)
     app.router.routes.insert(1, Route(routes.FEEDBACK, _Feedback(feedback_schema, limit, recorder), methods=["POST"]))
+    read_body = lambda scope, receive: _read_body(scope, receive, limit)  # noqa: E731
+    open_inference = v2.OpenInference(settings, schema, state, metrics, recorder, read_body, REQUEST_ID_KEY)
+    app.router.routes.extend(open_inference.routes())
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -449,6 +453,7 @@ def create_app(
                 routes.FEEDBACK: {"post": _feedback_operation(feedback_schema)},
                 **spec["paths"],
             }
+            open_inference.document(spec, _request_id_parameter())
             app.openapi_schema = spec
         return app.openapi_schema
 

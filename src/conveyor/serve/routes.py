@@ -10,8 +10,9 @@ FEEDBACK = "/v1/feedback"
 
 ALL = (HEALTH, READY, METRICS, PREDICT, MODEL, FEEDBACK)
 
-# The Open Inference Protocol (KServe's "V2" REST protocol), served beside /v1. The KServe variant's probes
-# (k8s/kserve) point at the health routes; a model's routes take its name in place of {name}.
+# The Open Inference Protocol (KServe's V2 REST protocol, serve/v2.py), served beside /v1; {name} is params.yaml's
+# model.name. The KServe variant's probes (k8s/kserve) point at the health routes.
+V2 = "/v2"
 V2_LIVE = "/v2/health/live"
 V2_READY = "/v2/health/ready"
 V2_MODEL = "/v2/models/{name}"

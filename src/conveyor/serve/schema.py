@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -160,6 +161,18 @@ class RequestSchema:
             raise BadRequest(422, [Problem("body", ABSENT, f"1 to {self.max_batch} records", verdict)])
         expected = f"a JSON object (one record) or an array of 1 to {self.max_batch} records"
         raise BadRequest(422, [Problem("body", payload, expected)])
+
+    def validate_rows(self, rows: list[Record], field: Callable[[int, str], str], status: int) -> list[Record]:
+        """Records another protocol built (V2 tensors, every feature present): the same checks as `validate`, each
+        problem's field named by `field(row, feature)`, refused with `status`."""
+        try:
+            return self._many.validate_python(rows)
+        except ValidationError as exc:
+            found: dict[tuple[int, str], Problem] = {}  # a nullable feature's value fails both union members
+            for error in exc.errors():
+                row, name = error["loc"][:2]
+                found.setdefault((row, name), Problem(field(row, name), error.get("input"), self.expected[name]))
+            raise BadRequest(status, list(found.values())) from None
 
     def _problem(self, error: Any, batch: bool) -> Problem:
         loc = list(error["loc"])
