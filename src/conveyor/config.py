@@ -443,7 +443,7 @@ class ServeSettings(_Strict):
     body_timeout_s: float = Field(30, gt=0, le=600)  # from the headers to the body's last byte: else 408
     max_connections: int = Field(512, gt=0)  # open connections; one more is answered 503 and closed
     max_pending_body_bytes: int = Field(64 * 2**20, gt=0)  # bytes of all bodies still arriving; beyond, 503
-    max_batch_rows_in_flight: int = Field(4000, gt=0)  # batch rows queued for or in the thread pool; beyond, 503
+    max_batch_rows_in_flight: int = Field(8000, gt=0)  # batch rows queued for or in the thread pool; beyond, 503
     retry_after_s: int = Field(1, gt=0, le=3600)  # the Retry-After of every 503 for load
 
     @model_validator(mode="after")
