@@ -1,6 +1,6 @@
 """`conveyor serve` as a real process against slow and greedy clients on raw sockets (issue 13, defect 1): idle
-connections, headers sent a byte at a time, a chunked body that never ends and many unfinished 1 MB bodies, all
-held at once. The server keeps answering /healthz and /v1/predict meanwhile, its memory and file descriptors stay
+connections, headers sent a byte at a time, chunked bodies that never end (to a route that reads them and to one
+that answers without) and many unfinished 1 MB bodies, all held at once. The server keeps answering /healthz and /v1/predict meanwhile, its memory and file descriptors stay
 bounded, connections beyond the cap get 503 with Retry-After at once, and every held connection is closed by the
 server after its deadline. The deadlines are shortened (2 s) so that the whole test takes about 10 s."""
 
@@ -156,6 +156,8 @@ def test_slow_and_greedy_clients_are_bounded_and_cut_off(server: Running, settin
     held += [_connect(port, "slow headers", _predict_head(b""), dribble=b"x") for _ in range(8)]
     chunked = _predict_head(b"Transfer-Encoding: chunked\r\n\r\n")
     held += [_connect(port, "endless chunked body", chunked, dribble=b"1\r\n \r\n") for _ in range(8)]
+    unread = f"POST {routes.HEALTH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    held += [_connect(port, "endless body to a 405", unread, dribble=b"1\r\n \r\n") for _ in range(4)]
     stop = threading.Event()
     feeder = threading.Thread(target=_feed, args=(held, stop), daemon=True)
     feeder.start()
@@ -193,6 +195,7 @@ def test_slow_and_greedy_clients_are_bounded_and_cut_off(server: Running, settin
     assert by_kind["slow headers"] == {b"HTTP/1.1 408"}
     assert by_kind["endless chunked body"] == {b"HTTP/1.1 408"}
     assert by_kind["idle after a request"] == {b"HTTP/1.1 200"}  # then closed by the keep-alive timeout
+    assert by_kind["endless body to a 405"] == {b"HTTP/1.1 405"}  # answered, then closed: the body is never read
     assert by_kind["unfinished 1 MB body"] <= {b"HTTP/1.1 503", b"HTTP/1.1 408"}
     assert b"HTTP/1.1 503" in by_kind["unfinished 1 MB body"]
     # 32 MB offered, at most 4 MiB of it held: memory grows by far less than was sent, and is given back

@@ -584,7 +584,8 @@ class _Guarded(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
-        if self.cycle.more_body and not self.transport.is_closing():
+        # with no pipelined request queued, self.cycle is the one just answered
+        if not self.pipeline and self.cycle.more_body and not self.transport.is_closing():
             self.transport.close()
         super().on_response_complete()
 
