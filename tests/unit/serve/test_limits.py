@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from conveyor.config import Settings
+from conveyor.config import ServeSettings, Settings
 from conveyor.serve import loading, routes
 from conveyor.serve.app import JSON, PROMETHEUS_TEXT, Bodies, create_app
 from conveyor.serve.metrics import Message, Metrics
@@ -187,3 +187,17 @@ def test_concurrent_batches_beyond_the_rows_in_flight_get_503_with_retry_after(
             assert np.array_equal([p["probability"] for p in answer.json()["predictions"]], expected)
     rejected = statuses.count(503)
     assert f'conveyor_http_rejected_total{{reason="batch_rows"}} {float(rejected)}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("update", "said"),
+    [
+        ({"max_pending_body_bytes": 1000}, "expected room for one whole body"),
+        ({"max_batch_rows_in_flight": 10}, "expected room for one whole batch"),
+        ({"header_timeout_s": 0}, "greater than 0"),
+        ({"max_conections": 10}, "Extra inputs are not permitted"),
+    ],
+)
+def test_limits_in_params_are_checked(settings: Settings, update: dict[str, Any], said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        ServeSettings.model_validate({**settings.serve.model_dump(), **update})
