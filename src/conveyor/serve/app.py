@@ -189,7 +189,7 @@ class Bodies:
     def __init__(self, serve: ServeSettings, metrics: Metrics) -> None:
         self.limit, self.timeout = serve.max_body_bytes, serve.body_timeout_s
         self.pending, self.pending_cap = 0, serve.max_pending_body_bytes
-        self.busy = (CLOSE, (b"retry-after", str(serve.retry_after_s).encode()))
+        self.retry_after = (b"retry-after", str(serve.retry_after_s).encode())
         self.metrics = metrics
 
     async def read(self, scope: Scope, receive: Receive) -> bytes:
@@ -199,7 +199,7 @@ class Bodies:
         if declared.isdigit() and int(declared) > limit:
             problem = Problem("body", ABSENT, f"at most {limit} bytes", f"has {int(declared)} bytes")
             raise BadRequest(413, [problem], (CLOSE,))
-        chunks: list[bytes] = []  # joined once: growing one bytes object copies it per chunk and fragments the heap
+        chunks: list[bytes] = []  # joined once: growing one bytes object would copy it whole for every chunk
         size = 0
         try:
             async with asyncio.timeout(self.timeout):
@@ -218,7 +218,7 @@ class Bodies:
                         self.metrics.rejected("pending_body_bytes")
                         expected = f"at most {self.pending_cap} bytes of unfinished bodies in all; retry later"
                         problem = Problem("server", ABSENT, expected, "is busy receiving other bodies")
-                        raise BadRequest(503, [problem], self.busy)
+                        raise BadRequest(503, [problem], (CLOSE, self.retry_after))
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         return b"".join(chunks)
@@ -270,7 +270,7 @@ class _Predict:
                 self.metrics.rejected("batch_rows")
                 expected = f"at most {self.max_rows} batch rows in flight; retry later"
                 problem = Problem("server", ABSENT, expected, f"is busy with {self.rows_in_flight} rows")
-                raise BadRequest(503, [problem], self.bodies.busy[1:])
+                raise BadRequest(503, [problem], (self.bodies.retry_after,))
             self.rows_in_flight += rows
             try:
                 proba = await run_in_threadpool(loaded.predictor.proba, records)
