@@ -437,6 +437,14 @@ class ServeSettings(_Strict):
     max_body_bytes: int = Field(gt=0)
     unknown_category: Literal["reject", "map_to_unknown"]
     prediction_log: PredictionLogSettings
+    # Slow and greedy clients (docs/serving.md, Limits): deadlines, and bounds beyond which the answer is 503.
+    keepalive_s: float = Field(5, gt=0, le=300)  # an idle connection between requests is closed after this
+    header_timeout_s: float = Field(10, gt=0, le=300)  # from connecting (or a request's first byte) to its headers
+    body_timeout_s: float = Field(30, gt=0, le=600)  # from the headers to the body's last byte: else 408
+    max_connections: int = Field(512, gt=0)  # open connections; one more is answered 503 and closed
+    max_pending_body_bytes: int = Field(64 * 2**20, gt=0)  # bytes of all bodies still arriving; beyond, 503
+    max_batch_rows_in_flight: int = Field(8000, gt=0)  # batch rows queued for or in the thread pool; beyond, 503
+    retry_after_s: int = Field(1, gt=0, le=3600)  # the Retry-After of every 503 for load
 
     @model_validator(mode="after")
     def _a_batch_fits_the_queue(self) -> ServeSettings:
@@ -444,6 +452,16 @@ class ServeSettings(_Strict):
             raise ValueError(
                 f"prediction_log.queue_records {self.prediction_log.queue_records} is less than max_batch_records "
                 f"{self.max_batch_records}, expected room for a whole batch"
+            )
+        if self.max_pending_body_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"max_pending_body_bytes {self.max_pending_body_bytes} is less than max_body_bytes "
+                f"{self.max_body_bytes}, expected room for one whole body"
+            )
+        if self.max_batch_rows_in_flight < self.max_batch_records:
+            raise ValueError(
+                f"max_batch_rows_in_flight {self.max_batch_rows_in_flight} is less than max_batch_records "
+                f"{self.max_batch_records}, expected room for one whole batch"
             )
         return self
 

@@ -21,22 +21,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 MAX_EXAMPLES = 50  # per operation and phase: about 1,500 requests, 15 s here
-# schemathesis.toml: all checks on, then two kinds of exception, each for one operation:
-# - the protocol's tensors tie fields together in ways JSON Schema cannot say (shape [N] and N elements of data, one
-#   input per feature, every input's N alike), so a body valid against the schema may still be refused with 400;
-# - findings in the hardening work of issue 13 (defect 5), fixed there, not here: a 405 has no Allow header, and
-#   /metrics is documented as JSON. Drop these two lines once that work is merged.
+# schemathesis.toml: all checks on, with one exception for one operation: the protocol's tensors tie fields together
+# in ways JSON Schema cannot say (shape [N] and N elements of data, one input per feature, every input's N alike),
+# so a body valid against the schema may still be refused with 400.
 CONFIG = f"""\
 checks.enabled = true
-checks.unsupported_method.enabled = false
 
 [[operations]]
 include-path = "{routes.V2_INFER}"
 checks.positive_data_acceptance.expected-statuses = ["200", "400"]
-
-[[operations]]
-include-path = "{routes.METRICS}"
-checks.content_type_conformance.enabled = false
 """
 
 

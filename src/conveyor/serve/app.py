@@ -10,6 +10,7 @@ predictions (and a shadow model's scores of them) and all feedback go to the log
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -19,7 +20,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import uvicorn
@@ -29,8 +30,9 @@ from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from conveyor.config import Settings
+from conveyor.config import ServeSettings, Settings
 from conveyor.errors import ConveyorError
 from conveyor.paths import MODELS
 from conveyor.predictionlog import REQUEST_ID_HEADER
@@ -61,12 +63,17 @@ FEEDBACK_REF = REF_TEMPLATE.format(model="Feedback")
 JSON = "application/json"
 REQUEST_ID_KEY = "conveyor.request_id"  # where the front leaves the request id in the ASGI scope
 HEADER = REQUEST_ID_HEADER.encode()
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # what /metrics serves (with charset=utf-8), as its OpenAPI says
 
 log = logging.getLogger("conveyor.serve")
 
 
 def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type=JSON)
+
+
+class _Prometheus(Response):
+    media_type = PROMETHEUS_TEXT
 
 
 def _answer(description: str, *models: str) -> dict[str, Any]:
@@ -101,9 +108,13 @@ def _predict_operation(schema: RequestSchema) -> dict[str, Any]:
                 "SinglePrediction for one record, BatchPrediction for an array", "SinglePrediction", "BatchPrediction"
             ),
             "400": _answer("the body is not JSON", "ErrorResponse"),
+            "408": _answer("the body did not arrive within serve.body_timeout_s", "ErrorResponse"),
             "413": _answer("the body is too large", "ErrorResponse"),
+            "415": _answer("the Content-Type is not application/json", "ErrorResponse"),
             "422": _answer("a field, value or batch size is invalid", "ErrorResponse"),
-            "503": _answer("the model is not ready", "ErrorResponse"),
+            "503": _answer(
+                "the model is not ready, or the server is busy (with Retry-After: retry then)", "ErrorResponse"
+            ),
         },
     }
 
@@ -118,9 +129,14 @@ def _feedback_operation(schema: FeedbackSchema) -> dict[str, Any]:
         "responses": {
             "202": _answer("the items are handed to the prediction log", "FeedbackAccepted"),
             "400": _answer("the body is not JSON", "ErrorResponse"),
+            "408": _answer("the body did not arrive within serve.body_timeout_s", "ErrorResponse"),
             "413": _answer("the body is too large", "ErrorResponse"),
+            "415": _answer("the Content-Type is not application/json", "ErrorResponse"),
             "422": _answer("a field, value or batch size is invalid", "ErrorResponse"),
-            "503": _answer("the prediction log is off, or its queue is full (retry later)", "ErrorResponse"),
+            "503": _answer(
+                "the prediction log is off, or its queue is full or the server busy (with Retry-After: retry then)",
+                "ErrorResponse",
+            ),
         },
     }
 
@@ -163,30 +179,84 @@ async def _send_json(send: Send, content: Any, status: int, *extra: tuple[bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it exceeds `limit` bytes (declared or streamed)."""
-    declared = next((value for name, value in scope["headers"] if name == b"content-length"), b"")
-    if declared.isdigit() and int(declared) > limit:
-        raise BadRequest(413, [Problem("body", ABSENT, f"at most {limit} bytes", f"has {int(declared)} bytes")])
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":  # nobody reads the answer; it must not count as a 5xx
-            raise BadRequest(400, [Problem("body", ABSENT, "a complete body", f"ended after {len(body)} bytes")])
-        body += message.get("body", b"")
-        if len(body) > limit:
-            raise BadRequest(413, [Problem("body", ABSENT, f"at most {limit} bytes", f"has more than {limit} bytes")])
-        if not message.get("more_body", False):
-            return body
+CLOSE = (b"connection", b"close")
+
+
+class Bodies:
+    """How request bodies are read: each at most `limit` bytes, whole within `timeout` seconds of its headers, and
+    all bodies still arriving together at most `pending_cap` bytes (`pending` now). Beyond: 413, 408, 503, each
+    closing the connection, since the rest of that body is never read."""
+
+    def __init__(self, serve: ServeSettings, metrics: Metrics) -> None:
+        self.limit, self.timeout = serve.max_body_bytes, serve.body_timeout_s
+        self.pending, self.pending_cap = 0, serve.max_pending_body_bytes
+        self.retry_after = (b"retry-after", str(serve.retry_after_s).encode())
+        self.metrics = metrics
+
+    async def read(self, scope: Scope, receive: Receive) -> bytes:
+        _require_json(scope)
+        limit = self.limit
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > limit:
+            problem = Problem("body", ABSENT, f"at most {limit} bytes", f"has {int(declared)} bytes")
+            raise BadRequest(413, [problem], (CLOSE,))
+        chunks: list[bytes] = []  # joined once: growing one bytes object would copy it whole for every chunk
+        size = 0
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":  # nobody reads the answer; it must not count as a 5xx
+                        problem = Problem("body", ABSENT, "a complete body", f"ended after {size} bytes")
+                        raise BadRequest(400, [problem])
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    self.pending += len(chunk)
+                    if size > limit:
+                        problem = Problem("body", ABSENT, f"at most {limit} bytes", f"has more than {limit} bytes")
+                        raise BadRequest(413, [problem], (CLOSE,))
+                    if self.pending > self.pending_cap and message.get("more_body", False):
+                        self.metrics.rejected("pending_body_bytes")
+                        expected = f"at most {self.pending_cap} bytes of unfinished bodies in all; retry later"
+                        problem = Problem("server", ABSENT, expected, "is busy receiving other bodies")
+                        raise BadRequest(503, [problem], (CLOSE, self.retry_after))
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            self.metrics.rejected("body_timeout")
+            expected = f"the whole body within {self.timeout:g} s of the headers"
+            raise BadRequest(408, [Problem("body", ABSENT, expected, f"had {size} bytes")], (CLOSE,)) from None
+        finally:
+            self.pending -= size
+
+
+def _require_json(scope: Scope) -> None:
+    """415 unless the Content-Type is application/json (parameters such as charset allowed)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            if value.split(b";", 1)[0].strip().lower() == b"application/json":
+                return
+            problem = Problem("Content-Type", value.decode("latin-1"), JSON, "is not supported")
+            raise BadRequest(415, [problem])
+    raise BadRequest(415, [Problem("Content-Type", ABSENT, JSON, "is missing")])
 
 
 class _Predict:
-    """POST /v1/predict as a bare ASGI app; returns the status it sent. Errors are raised as BadRequest."""
+    """POST /v1/predict as a bare ASGI app; returns the status it sent. Errors are raised as BadRequest. Batches
+    that go to the thread pool hold `rows_in_flight`; one that would take it beyond `max_rows` is a 503."""
 
     def __init__(
-        self, state: _State, schema: RequestSchema, metrics: Metrics, limit: int, recorder: Recorder | None
+        self,
+        state: _State,
+        schema: RequestSchema,
+        metrics: Metrics,
+        bodies: Bodies,
+        recorder: Recorder | None,
+        max_rows: int,
     ) -> None:
-        self.state, self.schema, self.metrics, self.limit, self.recorder = state, schema, metrics, limit, recorder
+        self.state, self.schema, self.metrics, self.bodies, self.recorder = state, schema, metrics, bodies, recorder
+        self.rows_in_flight, self.max_rows = 0, max_rows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> int:
         loaded = self.state.model
@@ -194,9 +264,19 @@ class _Predict:
         if loaded is None:
             await _send_json(send, self.state.not_ready_body(), 503, (HEADER, request_id.encode()))
             return 503
-        records, single = self.schema.validate(parse(await _read_body(scope, receive, self.limit)))
+        records, single = self.schema.validate(parse(await self.bodies.read(scope, receive)))
         if len(records) > SMALL_BATCH:  # mostly GIL-free tree work: let other requests run meanwhile
-            proba = await run_in_threadpool(loaded.predictor.proba, records)
+            rows = len(records)
+            if self.rows_in_flight + rows > self.max_rows:
+                self.metrics.rejected("batch_rows")
+                expected = f"at most {self.max_rows} batch rows in flight; retry later"
+                problem = Problem("server", ABSENT, expected, f"is busy with {self.rows_in_flight} rows")
+                raise BadRequest(503, [problem], (self.bodies.retry_after,))
+            self.rows_in_flight += rows
+            try:
+                proba = await run_in_threadpool(loaded.predictor.proba, records)
+            finally:
+                self.rows_in_flight -= rows
         else:
             proba = loaded.predictor.proba(records)
         scores = proba.tolist()
@@ -221,8 +301,8 @@ class _Feedback:
     BadRequest; 503 when no sink is configured or the log's queue has no room for the whole body. The front adds
     the request id to its answers, as to all of FastAPI's."""
 
-    def __init__(self, schema: FeedbackSchema, limit: int, recorder: Recorder | None) -> None:
-        self.schema, self.limit, self.recorder = schema, limit, recorder
+    def __init__(self, schema: FeedbackSchema, bodies: Bodies, recorder: Recorder | None) -> None:
+        self.schema, self.bodies, self.recorder = schema, bodies, recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.recorder is None:
@@ -231,7 +311,7 @@ class _Feedback:
             )
             await _send_json(send, {"error": error}, 503)
             return
-        items = self.schema.validate(parse(await _read_body(scope, receive, self.limit)))
+        items = self.schema.validate(parse(await self.bodies.read(scope, receive)))
         if not self.recorder.feedback(items):
             error = f"the prediction log's queue is full ({self.recorder.feedback_bound} records): retry in a second."
             await _send_json(send, {"error": error}, 503, (b"retry-after", b"1"))
@@ -264,7 +344,7 @@ class Front:
             status = await self.predict(scope, receive, send)
         except BadRequest as exc:
             status = exc.status
-            await _send_json(send, exc.body(), status, (HEADER, request_id.encode()))
+            await _send_json(send, exc.body(), status, (HEADER, request_id.encode()), *exc.headers)
         except Exception:
             log.exception("predict failed")
             error = {"error": "internal error; the server log has the details."}
@@ -384,11 +464,16 @@ def create_app(
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, exc: BadRequest) -> Response:
-        return _json(exc.body(), exc.status)
+        response = _json(exc.body(), exc.status)
+        response.headers.update({name.decode(): value.decode() for name, value in exc.headers})
+        return response
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return _json({"error": f"{request.method} {request.url.path}: {exc.detail}."}, exc.status_code)
+        """Starlette's own errors; their headers kept (a 405's Allow, RFC 9110)."""
+        response = _json({"error": f"{request.method} {request.url.path}: {exc.detail}."}, exc.status_code)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.get(routes.HEALTH, summary="The process is alive")
     async def health() -> Response:
@@ -400,7 +485,12 @@ def create_app(
             return state.not_ready()
         return _json({"status": "ready", "model_version": state.model.version})
 
-    @app.get(routes.METRICS, summary="Prometheus metrics")
+    metrics_answer = {
+        "description": "Prometheus text format",
+        "content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}},
+    }
+
+    @app.get(routes.METRICS, summary="Prometheus metrics", response_class=_Prometheus, responses={200: metrics_answer})
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
@@ -429,12 +519,12 @@ def create_app(
 
     # The front answers POST /v1/predict; FastAPI keeps the route so that it is complete on its own (and
     # answers 405 to other methods). Its OpenAPI entry is written below.
-    predict = _Predict(state, schema, metrics, limit, recorder)
+    bodies = Bodies(settings.serve, metrics)
+    predict = _Predict(state, schema, metrics, bodies, recorder, settings.serve.max_batch_rows_in_flight)
     app.router.routes.insert(0, Route(routes.PREDICT, predict, methods=["POST"]))
     feedback_schema = FeedbackSchema(settings)
-    app.router.routes.insert(1, Route(routes.FEEDBACK, _Feedback(feedback_schema, limit, recorder), methods=["POST"]))
-    read_body = lambda scope, receive: _read_body(scope, receive, limit)  # noqa: E731
-    open_inference = v2.OpenInference(settings, schema, state, metrics, recorder, read_body, REQUEST_ID_KEY)
+    app.router.routes.insert(1, Route(routes.FEEDBACK, _Feedback(feedback_schema, bodies, recorder), methods=["POST"]))
+    open_inference = v2.OpenInference(settings, schema, state, metrics, recorder, bodies.read, REQUEST_ID_KEY)
     app.router.routes.extend(open_inference.routes())
 
     def openapi() -> dict[str, Any]:
@@ -467,14 +557,86 @@ def _describe_shadow(state: _State) -> dict[str, Any] | None:
     return {"error": state.shadow_error} if state.shadow_error else None
 
 
+class _Guarded(HttpToolsProtocol):
+    """uvicorn's httptools protocol (0.54) with what it lacks against slow and greedy clients. Its keep-alive timer
+    runs only after a response, so a connection that never sends a request, or sends its headers a byte at a time,
+    stays open for good; `h11_max_incomplete_event_size` only bounds h11's header buffer, not httptools'; and
+    `limit_concurrency` answers 503 without Retry-After only once a connection's headers are in, having held its fd
+    all along. Here: headers must be complete within `header_timeout_s` of the connection or of the request's
+    first byte (else 408 and close), a connection beyond `max_connections` gets 503 with Retry-After and is closed at
+    once, and one answered before its body ended is closed (its body is never read)."""
+
+    serve: ClassVar[ServeSettings]
+    metrics: ClassVar[Metrics]
+    # When the headers now awaited began to be awaited (the connection, or the request's first byte); None while
+    # none are. One watch timer per connection reads it, so a request costs a clock read, not a timer (3 µs).
+    _awaited_since: float | None = None
+    _watch: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.serve.max_connections:
+            self.metrics.rejected("connections")
+            self._refuse(503, b"Service Unavailable", b"retry-after: %d\r\n" % self.serve.retry_after_s)
+            return
+        self._awaited_since = self.loop.time()
+        self._watch = self.loop.call_later(self.serve.header_timeout_s, self._check_headers)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._awaited_since is None:
+            self._awaited_since = self.loop.time()
+
+    def on_headers_complete(self) -> None:
+        self._awaited_since = None
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        # with no pipelined request queued, self.cycle is the one just answered
+        if not self.pipeline and self.cycle.more_body and not self.transport.is_closing():
+            self.transport.close()
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        super().connection_lost(exc)
+
+    def _check_headers(self) -> None:
+        """The watch: 408 and close when the awaited headers are late, else look again when they would be."""
+        self._watch = None
+        if self.transport.is_closing():
+            return
+        timeout, since = self.serve.header_timeout_s, self._awaited_since
+        left = timeout if since is None else since + timeout - self.loop.time()
+        if left > 0:
+            self._watch = self.loop.call_later(left, self._check_headers)
+            return
+        self.metrics.rejected("header_timeout")
+        if self.cycle is None or self.cycle.response_complete:  # else a response is being written: just close
+            self._refuse(408, b"Request Timeout", b"")
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: int, reason: bytes, extra: bytes) -> None:
+        head = b"HTTP/1.1 %d %s\r\ncontent-length: 0\r\nconnection: close\r\n%s\r\n" % (status, reason, extra)
+        self.transport.write(head)
+        self.transport.close()
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int | None = None, shadow_dir: Path | None = None) -> None:
     """Run the API in this process (one worker: the model is in memory once, the metrics are in one place)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    front = create_app(settings, shadow_dir=shadow_dir)
+    protocol = type("GuardedHttpTools", (_Guarded,), {"serve": settings.serve, "metrics": front.metrics})
     uvicorn.run(
-        create_app(settings, shadow_dir=shadow_dir),
+        front,
         host=host,
         port=port or settings.serve.port,
         access_log=False,
         server_header=False,
         log_level="info",
+        http=protocol,
+        timeout_keep_alive=settings.serve.keepalive_s,  # type: ignore[arg-type]  # used as a float (call_later)
     )

@@ -4,6 +4,7 @@
 series are a contract too (alert rules, the dashboard): `conveyor_prediction_log_records_total{role}`,
 `conveyor_prediction_log_dropped_total{reason}`, `conveyor_prediction_log_written_total{sink}`,
 `conveyor_feedback_records_total`, `conveyor_shadow_prediction_score`, `conveyor_shadow_model_info{version}`.
+`conveyor_http_rejected_total{reason}` counts what the limits refused or cut off (docs/serving.md, Limits).
 
 The counts live in plain dicts and lists, updated by the event-loop thread (the only one that observes on the
 request path), and become metric families when Prometheus scrapes: prometheus_client's own Counter and Histogram
@@ -20,8 +21,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapp
 from time import perf_counter
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -31,6 +33,9 @@ OTHER = "other"  # the route and method label of anything unknown, so clients ca
 ROLES = ("primary", "shadow")
 DROP_REASONS = ("queue_full", "sink_error")
 SINKS = ("file", "http")
+# connections: over max_connections; header_timeout, body_timeout: a deadline missed; pending_body_bytes: over the
+# cap on unfinished bodies; batch_rows: over the batch rows in flight.
+REJECT_REASONS = ("connections", "header_timeout", "body_timeout", "pending_body_bytes", "batch_rows")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,7 +65,8 @@ class _Histogram:
 
 
 class Metrics:
-    content_type = CONTENT_TYPE_LATEST
+    # The text format Prometheus 2 asks for; the names here need none of 1.0.0's UTF-8 quoting, so the bytes agree.
+    content_type = CONTENT_TYPE_PLAIN_0_0_4
 
     def __init__(self, routes: Iterable[str]) -> None:
         self.registry = CollectorRegistry()
@@ -71,6 +77,7 @@ class Metrics:
         self._durations: dict[str, _Histogram] = {}
         self._scores = _Histogram(SCORE_BUCKETS)
         self._model: list[str] | None = None
+        self._rejected = dict.fromkeys(REJECT_REASONS, 0)
         # the prediction log: counted on the request path (event loop only) ...
         self._log_records = dict.fromkeys(ROLES, 0)
         self._log_refused = 0  # records dropped because the queue was full when the request offered them
@@ -91,6 +98,10 @@ class Metrics:
         if duration is None:
             duration = self._durations[route] = _Histogram(LATENCY_BUCKETS)
         duration.observe(seconds)
+
+    def rejected(self, reason: str) -> None:
+        """A request or connection a limit refused or cut off (event loop)."""
+        self._rejected[reason] += 1
 
     def observe_scores(self, scores: Iterable[float]) -> None:
         for score in scores:
@@ -151,6 +162,14 @@ class Metrics:
         for route, histogram in list(self._durations.items()):
             histogram.add_to(durations, [route])
         yield durations
+        rejected = CounterMetricFamily(
+            "conveyor_http_rejected",
+            "Connections and requests refused or cut off by a limit, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in self._rejected.items():
+            rejected.add_metric([reason], count)
+        yield rejected
         scores = HistogramMetricFamily(
             "conveyor_prediction_score", "Predicted probability of the positive label, one observation per record."
         )

@@ -42,11 +42,13 @@ class Problem:
 
 
 class BadRequest(ConveyorError):
-    """A request the API refuses: an HTTP status and the problems found, the first one as the message."""
+    """A request the API refuses: an HTTP status and the problems found, the first one as the message; `headers`
+    go with the answer (Retry-After, Connection: close)."""
 
-    def __init__(self, status: int, problems: list[Problem]) -> None:
+    def __init__(self, status: int, problems: list[Problem], headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         self.status = status
         self.problems = problems
+        self.headers = headers
         extra = f" ({len(problems) - 1} more problems listed)" if len(problems) > 1 else ""
         super().__init__(problems[0].sentence()[:-1] + extra + ".")
 
@@ -70,6 +72,8 @@ def show(value: Any, limit: int = 80) -> str:
     client sends must come back as a 4xx, not as a failure to describe it."""
     if isinstance(value, float) and not math.isfinite(value):
         text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    elif type(value) is int and not -(2**63) <= value < 2**64:  # JSON allows 4,300 digits; none are worth echoing
+        text = f"an integer of {len(str(abs(value)))} digits"
     elif isinstance(value, bytes):
         text = value.decode("utf-8", "replace")
     else:
@@ -80,9 +84,20 @@ def show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _key(name: str) -> str:
+    """A client's key as a field name that JSON can carry: a lone surrogate is written as its escape, \\ud800."""
+    return name.encode("utf-8", "backslashreplace").decode()
+
+
+EXACT_INTEGERS = 2**53  # a float at or beyond this is no exact integer: it stays a float, refused as such
+
+
 def _integral(value: Any) -> Any:
-    """JSON has one number type: 37.0 is accepted for an integer feature; 37.5, "37" and true are not."""
-    return int(value) if type(value) is float and value.is_integer() else value
+    """JSON has one number type: 37.0 is accepted for an integer feature; 37.5, "37" and true are not, and
+    neither is 1e308, which stays a float (echoed as 1e308, not as its 309 digits)."""
+    if type(value) is float and value.is_integer() and abs(value) < EXACT_INTEGERS:
+        return int(value)
+    return value
 
 
 def _number(feature: Feature) -> Any:
@@ -177,6 +192,13 @@ class RequestSchema:
     def _problem(self, error: Any, batch: bool) -> Problem:
         loc = list(error["loc"])
         prefix = f"records[{loc.pop(0)}]" if batch else "record"
+        if not loc and error["type"] == "string_unicode":  # a key that is no valid Unicode (a lone surrogate)
+            return Problem(
+                f"{prefix}.{_key(error['input'])}",
+                ABSENT,
+                "only the features " + ", ".join(self.features),
+                "is unknown",
+            )
         if not loc:
             return Problem(prefix, error.get("input"), "a JSON object of features")
         name = str(loc[0])
@@ -250,7 +272,7 @@ class FeedbackSchema:
         if not isinstance(item, dict):
             return [Problem(prefix, item, 'a JSON object {"id": ..., "label": ...}')]
         problems = [
-            Problem(f"{prefix}.{name}", item[name], "only the fields id and label", "is unknown")
+            Problem(f"{prefix}.{_key(name)}", item[name], "only the fields id and label", "is unknown")
             for name in item
             if name not in FEEDBACK_FIELDS
         ]

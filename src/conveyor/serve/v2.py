@@ -104,7 +104,7 @@ def _elements(data: list[Any], shape: list[int]) -> list[Any] | None:
 
 
 class OpenInference:
-    """The V2 routes of one app. `read_body` reads a request's body under the app's size limit."""
+    """The V2 routes of one app. `read_body` reads a request's body under the app's limits (size, time, Content-Type)."""
 
     def __init__(
         self,
@@ -189,7 +189,9 @@ class OpenInference:
             else:
                 proba = loaded.predictor.proba(records)
         except BadRequest as exc:
-            return _json(error_body(exc), exc.status)
+            answer = _json(error_body(exc), exc.status)
+            answer.headers.update({name.decode(): value.decode() for name, value in exc.headers})
+            return answer
         except Exception:
             log.exception("v2 infer failed")
             return _json({"error": "internal error; the server log has the details."}, 500)

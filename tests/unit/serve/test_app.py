@@ -79,18 +79,19 @@ def _bad_bodies(record: dict[str, Any], settings: Settings) -> dict[str, tuple[d
     category = settings.data.categorical[0]
     raw = json.dumps({**record, number: 0}).replace(f'"{number}": 0', f'"{number}": NaN')
     limit = settings.serve.max_body_bytes
+    json_type = {"Content-Type": "application/json"}  # what json= sends; raw content needs it said (else 415)
     return {
         "wrong type": ({"json": {**record, number: "forty"}}, 422, f"record.{number}"),
         "out of range": ({"json": {**record, number: 10**9}}, 422, f"record.{number}"),
-        "NaN": ({"content": raw}, 422, f"record.{number}"),
+        "NaN": ({"content": raw, "headers": json_type}, 422, f"record.{number}"),
         "unknown category": ({"json": {**record, category: "Atlantis"}}, 422, f"record.{category}"),
         "missing field": ({"json": {k: v for k, v in record.items() if k != number}}, 422, f"record.{number}"),
         "extra field": ({"json": {**record, "zodiac": "Leo"}}, 422, "record.zodiac"),
         "batch too large": ({"json": [record] * (settings.serve.max_batch_records + 1)}, 422, "body"),
-        "malformed JSON": ({"content": b'{"age": '}, 400, "body"),
-        "empty body": ({"content": b""}, 400, "body"),
-        "body too large": ({"content": b" " * (limit + 1)}, 413, "body"),
-        "streamed body too large": ({"content": iter([b" " * limit, b" "])}, 413, "body"),
+        "malformed JSON": ({"content": b'{"age": ', "headers": json_type}, 400, "body"),
+        "empty body": ({"content": b"", "headers": json_type}, 400, "body"),
+        "body too large": ({"content": b" " * (limit + 1), "headers": json_type}, 413, "body"),
+        "streamed body too large": ({"content": iter([b" " * limit, b" "]), "headers": json_type}, 413, "body"),
     }
 
 

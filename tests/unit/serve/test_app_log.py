@@ -40,13 +40,22 @@ def client(settings: Settings, loaded: loading.LoadedModel) -> Iterator[TestClie
         yield test_client
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 def _requests(record: dict[str, Any], settings: Settings) -> dict[str, tuple[str, str, dict[str, Any], int]]:
     """name -> (method, path, request keyword arguments, status)."""
     return {
         "prediction": ("POST", routes.PREDICT, {"json": record}, 200),
         "invalid record": ("POST", routes.PREDICT, {"json": {**record, "age": -1}}, 422),
-        "not JSON": ("POST", routes.PREDICT, {"content": b"{"}, 400),
-        "too large": ("POST", routes.PREDICT, {"content": b" " * (settings.serve.max_body_bytes + 1)}, 413),
+        "not JSON": ("POST", routes.PREDICT, {"content": b"{", "headers": JSON_TYPE}, 400),
+        "too large": (
+            "POST",
+            routes.PREDICT,
+            {"content": b" " * (settings.serve.max_body_bytes + 1), "headers": JSON_TYPE},
+            413,
+        ),
+        "not application/json": ("POST", routes.PREDICT, {"content": b"{}"}, 415),
         "unknown path": ("GET", "/nowhere", {}, 404),
         "wrong method": ("GET", routes.PREDICT, {}, 405),
         "health": ("GET", routes.HEALTH, {}, 200),
@@ -126,8 +135,17 @@ def _bad_feedback(settings: Settings) -> dict[str, tuple[dict[str, Any], int, st
         "not an object": ({"json": "abc"}, 422, "body", '"abc"'),
         "empty batch": ({"json": []}, 422, "body", "None"),
         "batch too large": ({"json": [good] * (cap + 1)}, 422, "body", "None"),
-        "not JSON": ({"content": b'{"id": '}, 400, "body", '{"id": '),
-        "too large": ({"content": b" " * (settings.serve.max_body_bytes + 1)}, 413, "body", "None"),
+        "not JSON": ({"content": b'{"id": ', "headers": JSON_TYPE}, 400, "body", '{"id": '),
+        "too large": (
+            {"content": b" " * (settings.serve.max_body_bytes + 1), "headers": JSON_TYPE},
+            413,
+            "body",
+            "None",
+        ),
+        "sent as text/plain": (
+            {"content": b'{"id": "a", "label": ">50K"}', "headers": {"Content-Type": "text/plain"}},
+            *(415, "Content-Type", '"text/plain"'),
+        ),
     }
 
 
@@ -220,7 +238,7 @@ def test_feedback_is_in_the_openapi_document(client: TestClient, settings: Setti
     assert body["oneOf"][1]["maxItems"] == settings.serve.max_batch_records
     item = spec["components"]["schemas"]["Feedback"]
     assert item["properties"]["label"]["enum"] == ["<=50K", ">50K"]
-    assert set(operation["responses"]) == {"202", "400", "413", "422", "503"}
+    assert set(operation["responses"]) == {"202", "400", "408", "413", "415", "422", "503"}
     assert spec["paths"][routes.PREDICT]["post"]["parameters"][0]["name"] == predictionlog.REQUEST_ID_HEADER
 
 

@@ -172,3 +172,39 @@ def test_deeply_nested_values_are_refused_not_crashed_on(depth: int, schema: Req
     assert refused.status in (400, 422)
     assert refused.problems[0].field in ("body", f"record.{number}")
     assert len(refused.body()["problems"][0]["value"]) <= 80
+
+
+@pytest.mark.parametrize(("token", "shown"), [("1e308", "1e+308"), ("-1e308", "-1e+308"), ("1e20", "1e+20")])
+def test_a_huge_float_for_an_integer_is_a_422_echoing_it_as_sent(
+    token: str, shown: str, schema: RequestSchema, record: dict[str, Any], settings: Settings
+) -> None:
+    """Issue 13: 1e308 came back as its 309 digits. It is a number far out of the declared range: one sentence."""
+    number = _int_feature(settings)
+    body = _json({**record, number: 0}).replace(f'"{number}":0'.encode(), f'"{number}":{token}'.encode())
+    refused = _refused(schema, body)
+    assert refused.status == 422
+    low, high = settings.data.features[number].min, settings.data.features[number].max
+    assert str(refused) == f"record.{number} = {shown} is invalid: expected an integer from {low:g} to {high:g}."
+
+
+def test_an_integer_beyond_64_bits_is_shown_by_its_size(
+    schema: RequestSchema, record: dict[str, Any], settings: Settings
+) -> None:
+    number = _int_feature(settings)
+    body = _json({**record, number: 0}).replace(f'"{number}":0'.encode(), f'"{number}":{"9" * 400}'.encode())
+    refused = _refused(schema, body)
+    assert refused.status == 422
+    assert refused.body()["problems"][0]["value"] == "an integer of 400 digits"
+
+
+def test_a_lone_surrogate_key_is_named_as_the_key(schema: RequestSchema, record: dict[str, Any]) -> None:
+    """Issue 13: the 422 quoted the whole record. The key is named, escaped so that the answer is valid JSON."""
+    for body, field in [
+        (_json(record)[:-1] + b',"\\ud800":1}', "record.\\ud800"),
+        (b"[" + _json(record) + b"," + _json(record)[:-1] + b',"a\\udc00b":1}]', "records[1].a\\udc00b"),
+    ]:
+        refused = _refused(schema, body)
+        assert refused.status == 422
+        assert refused.problems[0].field == field
+        assert str(refused).startswith(f"{field} is unknown: expected only the features ")
+        assert orjson.loads(orjson.dumps(refused.body()))["problems"][0]["field"] == field
