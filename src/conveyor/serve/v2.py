@@ -417,8 +417,10 @@ class OpenInference:
                 ),
                 "400": answer("the body is not an inference request this model accepts", "V2Error"),
                 "404": unknown,
+                "408": answer("the body did not arrive within serve.body_timeout_s", "V2Error"),
                 "413": answer("the body is too large", "V2Error"),
-                "503": not_ready,
+                "415": answer("the body is not sent as application/json", "V2Error"),
+                "503": answer("the model is not ready, or the server is busy (see Retry-After)", "V2Error"),
             },
         }
         spec["paths"].update(

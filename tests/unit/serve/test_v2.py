@@ -198,17 +198,23 @@ def _bad(record: dict[str, Any], settings: Settings) -> dict[str, tuple[dict[str
     }
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 def test_bad_requests_are_400s_with_one_sentence(
     client: TestClient, settings: Settings, records: list[dict[str, Any]]
 ) -> None:
     for name, (body, sentence) in _bad(records[0], settings).items():
         kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
-        response = client.post(infer_path(settings), **kwargs)
+        response = client.post(infer_path(settings), headers=JSON_TYPE, **kwargs)
         assert response.status_code == 400, (name, response.text)
         assert list(response.json()) == ["error"], name
         assert response.json()["error"].startswith(sentence), (name, response.json())
-    too_large = client.post(infer_path(settings), content=b" " * (settings.serve.max_body_bytes + 1))
+    large = b" " * (settings.serve.max_body_bytes + 1)
+    too_large = client.post(infer_path(settings), headers=JSON_TYPE, content=large)
     assert too_large.status_code == 413 and list(too_large.json()) == ["error"]
+    as_text = client.post(infer_path(settings), headers={"Content-Type": "text/plain"}, content=b"{}")
+    assert as_text.status_code == 415 and list(as_text.json()) == ["error"]
 
 
 def test_v1_and_v2_refuse_the_same_values_with_the_same_expectation(
