@@ -6,12 +6,13 @@ From the repository root, after `make data`, with `wrk` installed:
     OMP_NUM_THREADS=1 python bench/serve/estimators.py [--rounds 5] [--calls 2000] [--seconds 8] [--http-rounds 3]
 
 Each model is the Pipeline `training.model.build_pipeline` gives its estimator, fitted on the whole training split,
-at scikit-learn's default size (HistGradientBoosting: params.yaml's, 200 trees), and the forests also at 20 trees. In process, every
-round runs every (model, path) case in turn for --calls single-record calls (a tenth of that for the slow
-fallback), cycling over 64 probe records; the figures are the medians over rounds of each round's p50 and p99.
-Over HTTP, each model is exported to its own bundle (the skops types it needs added to a copy of params.yaml),
-served by one `conveyor serve` worker, and every round runs `wrk` on each server in turn, the floor included.
-Results go to bench/serve/estimators-results.json and two Markdown tables.
+at scikit-learn's default size (HistGradientBoosting: params.yaml's, 200 trees), and the forests also at 20 trees.
+In process, every round runs every (model, path) case in turn for --calls single-record calls (a tenth of that for
+the slow fallback), cycling over 64 probe records; the figures are the medians over rounds of each round's p50 and
+p99. Over HTTP, each model is exported to its own bundle (the skops types it needs added to a copy of params.yaml),
+served by one `conveyor serve` worker, and every round runs `wrk` at 32 connections on each server in turn, the
+floor included, reading the server's CPU time around each run. Results go to bench/serve/estimators-results.json
+and two Markdown tables.
 """
 
 from __future__ import annotations
