@@ -32,13 +32,12 @@ from sklearn.pipeline import Pipeline
 
 from conveyor.config import Feature
 from conveyor.serve.compiled import hist, linear, trees
-from conveyor.serve.compiled.encoder import SMALL_BATCH, UNKNOWN, Encoder, Unsupported, output_is_sparse, probe_values
+from conveyor.serve.compiled.encoder import SMALL_BATCH, Encoder, Unsupported, output_is_sparse, probe_values
 from conveyor.serve.reference import Record
 
 __all__ = [
     "SMALL_BATCH",
     "SUPPORTED",
-    "UNKNOWN",
     "Compiled",
     "Encoder",
     "FastPredictor",
