@@ -95,7 +95,8 @@ def probe_records(settings: Settings, rows: int = PROBE_ROWS, seed: int = 0) -> 
 
 
 def choose_predictor(pipeline: Any, reference: PipelinePredictor, settings: Settings) -> Predictor:
-    """The fast path if it compiles and equals the Pipeline on the probe records, else the Pipeline."""
+    """The fast path if it compiles and equals the Pipeline on the probe records within the tolerance its model
+    states (0: bit for bit), else the Pipeline."""
     try:
         candidate = fast.compile_pipeline(pipeline, settings.data.features)
     except fast.Unsupported as exc:
@@ -105,10 +106,13 @@ def choose_predictor(pipeline: Any, reference: PipelinePredictor, settings: Sett
     expected = reference.proba(probe)
     one_by_one = np.concatenate([candidate.proba([record]) for record in probe])
     for got in (one_by_one, candidate.proba(probe)):  # the one-row and the batch code paths
-        if not np.array_equal(got, expected):
+        difference = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.inf
+        if not difference <= candidate.tolerance:  # NaN fails too
             log.warning(
-                "serving with the scikit-learn Pipeline: the fast path differs by up to %.3g on probe records",
-                float(np.max(np.abs(got - expected))),
+                "serving with the scikit-learn Pipeline: the fast path differs by up to %.3g on probe records "
+                "(tolerance %.3g)",
+                difference,
+                candidate.tolerance,
             )
             return reference
     return candidate

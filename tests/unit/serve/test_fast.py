@@ -4,7 +4,6 @@ the loader falls back to the Pipeline whenever the fast path does not apply."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,8 +13,7 @@ from conveyor.config import Settings
 from conveyor.data import frames
 from conveyor.decision import Decision
 from conveyor.serve import fast, loading
-from conveyor.serve.reference import PipelinePredictor
-from conveyor.training import model
+from conveyor.serve.compiled import hist
 from tests import serving
 
 
@@ -66,36 +64,13 @@ def test_unknown_and_missing_categories_match_the_pipeline(
     assert np.array_equal(np.concatenate([compiled.proba([r]) for r in records]), loaded.reference.proba(records))
 
 
-def _with_model(settings: Settings, **changes: Any) -> Settings:
-    return settings.model_copy(update={"model": settings.model.model_copy(update=changes)})
-
-
-def test_other_estimators_are_served_by_the_pipeline(
-    settings: Settings, serve_split: tuple[pd.DataFrame, pd.DataFrame], caplog: pytest.LogCaptureFixture
-) -> None:
-    linear = _with_model(settings, estimator="sklearn.linear_model.LogisticRegression", params={"max_iter": 200})
-    train = serve_split[0].head(3000)
-    pipeline = model.build_pipeline(linear).fit(*frames.features_and_target(train, linear))
-    with pytest.raises(fast.Unsupported, match="LogisticRegression"):
-        fast.compile_pipeline(pipeline, linear.data.features)
-    reference = PipelinePredictor(pipeline, linear.data.features)
-    with caplog.at_level(logging.WARNING, logger="conveyor.serve"):
-        chosen = loading.choose_predictor(pipeline, reference, linear)
-    assert chosen is reference
-    assert "does not apply" in caplog.text
-
-
 def test_a_fast_path_that_differs_is_not_served(
     loaded: loading.LoadedModel, settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A deliberately broken fast path (one tree column shifted) must be caught by the load-time check."""
-    original = fast.Encoder.rows
-
-    def shifted(self: fast.Encoder, records: Any) -> list[list[float]]:
-        return [[*row[:-1], row[-1] + 1] for row in original(self, records)]
-
-    monkeypatch.setattr(fast.Encoder, "rows", shifted)
+    """A compiled forest off by 1e-9 (far inside any label's margin) must be caught by the load-time check."""
+    original = hist.Forest.proba
+    monkeypatch.setattr(hist.Forest, "proba", lambda self, rows: original(self, rows) + 1e-9)
     with caplog.at_level(logging.WARNING, logger="conveyor.serve"):
         chosen = loading.choose_predictor(loaded.reference.pipeline, loaded.reference, settings)
     assert chosen is loaded.reference
-    assert "differs by up to" in caplog.text
+    assert "differs by up to 1e-09 on probe records (tolerance 0)" in caplog.text
