@@ -35,8 +35,8 @@ def test_dvc_repro_end_to_end_then_noop_metrics_and_remote(
     client = MlflowClient(tracking_uri=pipeline_run.env["MLFLOW_TRACKING_URI"])
     assert str(client.get_model_version_by_alias(pipeline_run.settings.model.name, "candidate").version) == "1"
     table = (pipeline_run.root / "reports" / "gate.md").read_text()
-    assert "| evaluate | ✅ pass | ROC AUC |" in table and "❌" not in table
-    assert "| latency | ✅ pass | single-record p99 |" in table and "| ms |" in table  # value, limit, margin, unit
+    assert "| ✅ pass | evaluate | ROC AUC |" in table and "❌" not in table
+    assert "| ✅ pass | latency | single-record p99 |" in table and " ms |" in table  # value, limit, margin in ms
 
     project = copy_project(pipeline_run, tmp_path / "project")
     noop = project.sh("dvc", "repro")  # only latency runs again (always_changed: a measurement is never restored)
