@@ -89,7 +89,7 @@ def test_one_strongly_drifted_column_fails_drift_naming_it(copied: Project) -> N
     assert_blocked(project, "drift: drift score (age) = ")
     drift = report(project, "drift")
     assert drift["metrics"]["drifted_count"] == 1 and drift["metrics"]["judged"]
-    assert "| drift | ❌ fail | **drift score (age)** |" in (project.root / "reports" / "gate.md").read_text()
+    assert "| ❌ fail | drift | **drift score (age)** |" in (project.root / "reports" / "gate.md").read_text()
 
 
 def test_a_slow_model_fails_latency_saying_it_left_the_fast_path(copied: Project) -> None:

@@ -83,11 +83,11 @@ class Origin:
 
 @pytest.fixture
 def origin(tmp_path: Path) -> Origin:
-    """A bare origin holding the repository's real params.yaml and k8s/ base and overlays."""
+    """A bare origin holding the repository's real params.yaml and k8s/ base, overlays and what they include."""
     seed = tmp_path / "seed"
     seed.mkdir()
     shutil.copy(ROOT / "params.yaml", seed / "params.yaml")
-    for part in ("base", "overlays"):
+    for part in ("base", "overlays", "components", "monitoring"):
         shutil.copytree(ROOT / "k8s" / part, seed / "k8s" / part)
     git(seed, "init", "--quiet", "--initial-branch=main")
     git(seed, "add", ".")

@@ -103,12 +103,15 @@ def test_make_stack_starts_everything_and_stack_down_stops_it(
         expected = {r.get("alert") or r["record"] for g in written["groups"] for r in g["rules"]}
         assert loaded == expected
         # The rules evaluate the API's real series: its scrape carries the namespace stack/rules.yml selects.
-        smoke.load(f"http://127.0.0.1:{PORTS['api']}", load_settings(ROOT / "params.yaml"), rate=10, duration=3)
+        # Two bursts a scrape apart: a counter first scraped after all of its traffic has no increase, so no rate.
+        for _ in range(2):
+            smoke.load(f"http://127.0.0.1:{PORTS['api']}", load_settings(ROOT / "params.yaml"), rate=10, duration=3)
+            time.sleep(6)  # stack/prometheus.yml scrapes every 5 s
         rate = "conveyor:predict_requests:rate5m"
         deadline = time.monotonic() + 40
         while True:
             found = get(prometheus + "/api/v1/query?" + urllib.parse.urlencode({"query": rate}))["data"]["result"]
-            if found or time.monotonic() > deadline:
+            if (found and float(found[0]["value"][1]) > 0) or time.monotonic() > deadline:
                 break
             time.sleep(1)
         assert [s["metric"] for s in found] == [{"__name__": rate, "namespace": "conveyor-local"}]

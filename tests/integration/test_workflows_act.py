@@ -351,6 +351,6 @@ def test_ci_workflow_on_a_pull_request_reports_and_comments(workspace: Workspace
     assert "### ✅ Conveyor gate passed" in comment and "| ✅ pass | fairness |" in comment
     diff = comment.split("#### Metrics against main", 1)[1]
     assert "| report | metric | main | this change | change |" in diff
-    assert re.search(r"^\| evaluate \| roc_auc \| 0\.\d+ \| 0\.\d+ \| ", diff, re.MULTILINE), diff
+    assert re.search(r"^\| evaluate \| ROC AUC \| 0\.\d+ \| 0\.\d+ \| ", diff, re.MULTILINE), diff
     ingested = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["ingest_rows"]
-    assert f"| drift | current_rows | {ingested} |" in diff
+    assert f"| drift | current rows | {ingested:,} |" in diff
