@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from conveyor.config import Settings
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, read_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,12 +78,7 @@ def read(folder: Path, settings: Settings) -> Decision:
     own gets the global one (the mitigation leaves groups too small to fit so); a group that is not a category
     is refused, as is any threshold that is not a number from 0 to 1."""
     path = folder / DECISION_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConveyorError(f"{path}: missing; expected the decision policy saved with the model.") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConveyorError(f"{path}: not valid JSON ({exc}).") from None
+    data = read_json(path, "the decision policy saved with the model")
     if not isinstance(data, dict):
         raise ConveyorError(
             f"{path}: {_shown(data)} is invalid: expected a JSON object with the keys {', '.join(FIELDS)}."

@@ -5,7 +5,6 @@ cannot vouch for."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ import numpy as np
 from conveyor import bundle, decision
 from conveyor.config import Settings
 from conveyor.decision import Decision
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, read_json
 from conveyor.paths import EXPORTED_METADATA
 from conveyor.serve import fast
 from conveyor.serve.reference import PipelinePredictor, Record
@@ -52,12 +51,7 @@ class LoadedModel:
 
 def _metadata(folder: Path, settings: Settings) -> dict[str, Any]:
     path = folder / METADATA_FILE
-    try:
-        metadata = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConveyorError(f"{path}: missing; expected the bundle `conveyor gate` exports.") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConveyorError(f"{path}: not valid JSON ({exc}).") from None
+    metadata = read_json(path, "the bundle `conveyor gate` exports")
     if not isinstance(metadata, dict):
         raise ConveyorError(f"{path}: expected a JSON object, got {type(metadata).__name__}.")
     for key in REQUIRED_METADATA:
