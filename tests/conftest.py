@@ -16,10 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from conveyor.config import Settings, load_settings
+from tests.support.github import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
@@ -339,3 +342,15 @@ def loaded(serve_bundle: Path, settings: Settings) -> Any:
     from conveyor.serve import loading
 
     return loading.load(serve_bundle, settings)
+
+
+@pytest.fixture
+def github() -> Iterator[str]:
+    """GitHub's API stand-in on 127.0.0.1 (tests/support/github.py): its base URL; `Recorder.seen` starts empty,
+    the status at 204."""
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    Recorder.seen, Recorder.status = [], 204
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

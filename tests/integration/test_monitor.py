@@ -10,13 +10,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -27,34 +23,9 @@ from conveyor.checks.result import CheckResult
 from conveyor.monitor import state
 from tests.conftest import CONVEYOR, Project, copy_project, free_port, wait_for
 from tests.support import served
+from tests.support.github import Recorder
 
 pytestmark = pytest.mark.integration
-
-
-class GitHub(BaseHTTPRequestHandler):
-    """GitHub's dispatches endpoint on 127.0.0.1: records each request, answers 204."""
-
-    seen: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        GitHub.seen.append({"path": self.path, "authorization": self.headers["Authorization"], "body": body})
-        self.send_response(204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def github() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), GitHub)
-    GitHub.seen = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -115,13 +86,13 @@ def test_clean_traffic_passes_drifted_traffic_fails_and_the_retrain_is_dispatche
     assert result.metrics["score_shift"]["psi"] > settings.monitor.score_shift.max  # older people score higher
     prom = (project.root / "reports" / "monitor.prom").read_text()
     assert 'conveyor_monitor_feature_drifted{feature="age"} 1.0' in prom and "conveyor_monitor_passed 0.0" in prom
-    assert GitHub.seen == []  # one failed window: not yet
+    assert Recorder.seen == []  # one failed window: not yet
 
     again = monitor(project, github, middle, end)
     assert again.returncode == 1 and "sent the conveyor-retrain dispatch" in again.stdout, again.stdout + again.stderr
-    (sent,) = GitHub.seen
+    (sent,) = Recorder.seen
     assert sent["path"] == "/repos/conveyor-org/conveyor/dispatches"
-    assert sent["authorization"] == "Bearer ghs_integration"
+    assert sent["headers"]["Authorization"] == "Bearer ghs_integration"
     assert "ghs_integration" not in again.stdout + again.stderr
     assert sent["body"]["event_type"] == "conveyor-retrain"
     payload = sent["body"]["client_payload"]
@@ -132,7 +103,7 @@ def test_clean_traffic_passes_drifted_traffic_fails_and_the_retrain_is_dispatche
     assert saved.consecutive_failed == 0 and saved.dispatched_at is not None
 
     cooling = monitor(project, github, middle, end)  # fails again: counted, but no second dispatch
-    assert cooling.returncode == 1 and len(GitHub.seen) == 1
+    assert cooling.returncode == 1 and len(Recorder.seen) == 1
 
 
 def test_the_collector_takes_cloudevents_that_the_monitor_reads_back(tmp_path: Path) -> None:

@@ -4,17 +4,14 @@ HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, ClassVar
 
 import pytest
 
 from conveyor.errors import ConveyorError
 from conveyor.monitor import state
 from conveyor.monitor.state import State
+from tests.support.github import Recorder
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 DAY = 24 * 3600.0
@@ -65,32 +62,6 @@ def test_the_dry_run_text_names_no_token(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_secretvalue")
     shown = state.request("https://api.example", "org/repo", "w", [], [], None, 3).shown()
     assert "ghs_secretvalue" not in shown and "Authorization: Bearer <GITHUB_TOKEN>" in shown
-
-
-class Recorder(BaseHTTPRequestHandler):
-    seen: ClassVar[list[dict[str, Any]]] = []
-    status: ClassVar[int] = 204
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Recorder.seen.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-        self.send_response(Recorder.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def github() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), Recorder)
-    Recorder.seen, Recorder.status = [], 204
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_send_posts_with_the_token_from_the_environment(github: str, monkeypatch: pytest.MonkeyPatch) -> None:
